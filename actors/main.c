@@ -1,0 +1,7 @@
+/*  actors/main.c - placeholder until the CLI lands. */
+#include <zrocket.h>
+int
+main (int argc, char *argv [])
+{
+    return 0;
+}

@@ -1,0 +1,93 @@
+/*  actors/settings.c - settings tables and typed lookups (see settings.h).
+*/
+#include "actors/settings.h"
+
+const zr_setting_t zr_broker_settings [] = {
+    { "data", ZR_SETTING_STR, "./zrocket-data", NULL,
+      "data directory (RocksDB store)" },
+    { "bind", ZR_SETTING_STR, "tcp://*:10911", NULL,
+      "endpoints to listen on, comma-separated (tcp://, ipc://, inproc://)" },
+    { "group", ZR_SETTING_STR, NULL, NULL,
+      "broker group name (default: generated at first start, kept in "
+      "the data directory)" },
+    { "flush", ZR_SETTING_ENUM, "async", "async|sync",
+      "async: WAL in page cache, survives a crash; sync: fsync before "
+      "the reply, survives power loss" },
+    { "auto-create", ZR_SETTING_BOOL, "false", NULL,
+      "create a topic on its first send" },
+    { "default-queues", ZR_SETTING_INT, "8", NULL,
+      "queue count of auto-created and default-created topics" },
+    { "max-msg-size", ZR_SETTING_INT, "4M", NULL,
+      "largest message body accepted, bytes" },
+    { "max-inflight", ZR_SETTING_INT, "1024", NULL,
+      "requests in flight per client before BUSY" },
+    { "batch-max", ZR_SETTING_INT, "1024", NULL,
+      "most sends in one group commit" },
+    { "min-free-mb", ZR_SETTING_INT, "256", NULL,
+      "refuse writes (DISK_FULL) below this much free disk, MiB" },
+    { NULL, 0, NULL, NULL, NULL }
+};
+
+const char *
+zr_setting_get (zconfig_t *cfg, const char *section,
+                const zr_setting_t *table, const char *name)
+{
+    const char *dflt = NULL;
+    for (const zr_setting_t *s = table; s->name; s++)
+        if (streq (s->name, name))
+            dflt = s->dflt;
+    if (cfg) {
+        char path [256];
+        snprintf (path, sizeof path, "%s/%s", section, name);
+        char *value = zconfig_get (cfg, path, NULL);
+        if (value)
+            return value;
+    }
+    return dflt;
+}
+
+int
+zr_setting_parse_int (const char *text, int64_t *value)
+{
+    if (!text || !*text)
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll (text, &end, 10);
+    if (errno || end == text || v < 0)
+        return -1;
+    int64_t mult = 1;
+    if (*end == 'k' || *end == 'K')
+        mult = 1024;
+    else
+    if (*end == 'm' || *end == 'M')
+        mult = 1024 * 1024;
+    else
+    if (*end == 'g' || *end == 'G')
+        mult = 1024LL * 1024 * 1024;
+    if (mult > 1)
+        end++;
+    if (*end)
+        return -1;
+    if (v > INT64_MAX / mult)
+        return -1;
+    *value = v * mult;
+    return 0;
+}
+
+int
+zr_setting_parse_bool (const char *text, bool *value)
+{
+    if (!text)
+        return -1;
+    if (streq (text, "true") || streq (text, "1") || streq (text, "yes")
+    ||  streq (text, "on"))
+        *value = true;
+    else
+    if (streq (text, "false") || streq (text, "0") || streq (text, "no")
+    ||  streq (text, "off"))
+        *value = false;
+    else
+        return -1;
+    return 0;
+}

@@ -1,0 +1,284 @@
+/*  zrocket.h - public API of zrocket, a brokered messaging fabric on ZeroMQ.
+
+    One header for applications: the broker actor to embed, the producer,
+    the pull consumer, and the status codes of docs/protocol.md.
+
+    Thread safety: a zr_producer_t, zr_consumer_t, zr_message_t or
+    zr_pull_t belongs to one thread at a time (like a ZeroMQ socket).
+    Use one producer per sending thread. The broker runs in its own actor
+    thread and is driven only through its zactor pipe.
+*/
+#ifndef ZROCKET_H_INCLUDED
+#define ZROCKET_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZROCKET_VERSION_MAJOR 0
+#define ZROCKET_VERSION_MINOR 1
+#define ZROCKET_VERSION_PATCH 0
+
+//  Wire protocol version carried in every header ("v").
+#define ZR_PROTOCOL_VERSION 1
+
+//  Defaults (RocketMQ's ports).
+#define ZR_DEFAULT_BROKER_PORT 10911
+#define ZR_DEFAULT_ENDPOINT "tcp://127.0.0.1:10911"
+#define ZR_DEFAULT_QUEUES 8
+#define ZR_DEFAULT_MAX_MSG_SIZE (4 * 1024 * 1024)
+
+//  Lengths of identifiers (without the terminating NUL).
+#define ZR_MSG_ID_LEN 32            //  producer id: 32 hex digits
+#define ZR_NAME_MAX 127             //  topic and group names
+#define ZR_STORE_ID_MAX 300         //  GROUP:TOPIC:QUEUE:OFFSET
+
+//  Reply statuses: the names travel on the wire as strings
+//  (docs/protocol.md, "Statuses"). Keep this list and zr_status_str in
+//  step with the spec.
+typedef enum {
+    ZR_OK = 0,                  //  request done
+    ZR_SEND_OK,                 //  stored with the guarantee asked for
+    ZR_FLUSH_DISK_TIMEOUT,      //  stored, disk flush not confirmed
+    ZR_FLUSH_SLAVE_TIMEOUT,     //  stored, slave did not confirm in time
+    ZR_SLAVE_NOT_AVAILABLE,     //  stored, not replicated
+    ZR_NO_NEW_MSG,              //  pull: nothing at or after offset
+    ZR_BUSY,                    //  not done, retry later
+    ZR_MALFORMED,               //  frame is not a valid request
+    ZR_BAD_VERSION,             //  unknown protocol version
+    ZR_UNKNOWN_COMMAND,
+    ZR_BAD_ARGUMENT,            //  a field has a bad value
+    ZR_TOPIC_NOT_FOUND,
+    ZR_QUEUE_NOT_FOUND,
+    ZR_OFFSET_OUT_OF_RANGE,
+    ZR_MSG_TOO_LARGE,
+    ZR_DISK_FULL,
+    ZR_STORE_ERROR,
+    ZR_NOT_FOUND,               //  lookup found nothing
+    ZR_SHUTTING_DOWN,           //  broker is stopping, not done
+    ZR_TIMEOUT,                 //  client side: no reply in time
+    ZR_UNKNOWN_STATUS,          //  client side: reply had a status we
+                                //  do not know
+    ZR_STATUS_COUNT
+} zr_status_t;
+
+//  Returns the wire name of a status ("SEND_OK"); never NULL.
+const char *
+    zr_status_str (zr_status_t status);
+
+//  Returns the status named by a wire string, or ZR_UNKNOWN_STATUS.
+zr_status_t
+    zr_status_parse (const char *name);
+
+//  True when the message was stored (SEND_OK or a stored-but-unconfirmed
+//  status).
+bool
+    zr_status_stored (zr_status_t status);
+
+//  --------------------------------------------------------------------
+//  Broker actor
+//
+//  zactor_t *broker = zactor_new (zr_broker_actor, cfg);
+//
+//  cfg is a zconfig_t * (CZMQ ZPL tree, borrowed; NULL for defaults)
+//  whose "broker/..." entries are the settings that `zrocket broker
+//  --help` lists, for example broker/data, broker/bind (comma-separated
+//  endpoints), broker/flush. The actor copies what it needs before
+//  zactor_new returns.
+//
+//  Pipe commands (strings):
+//    START              -> "OK" | "ERROR" reason
+//                          opens the store and binds every endpoint
+//    ENDPOINTS          -> "OK" endpoint... (bound, ports resolved)
+//    DATA               -> "OK" path of the data directory
+//    GROUP              -> "OK" broker group name
+//    STATS              -> "OK" msgpack-stats-as-JSON text
+//    $TERM              -> actor answers pending requests and exits
+void
+    zr_broker_actor (zsock_t *pipe, void *args);
+
+//  Convenience: starts the actor and sends START. Returns the actor, or
+//  NULL with *err set (caller frees) when the broker could not start.
+zactor_t *
+    zr_broker_new (zconfig_t *cfg, char **err);
+
+//  Returns the first endpoint the broker listens on, with its port
+//  resolved (caller frees), or NULL.
+char *
+    zr_broker_endpoint (zactor_t *broker);
+
+//  --------------------------------------------------------------------
+//  Messages
+
+typedef struct _zr_message_t zr_message_t;
+
+//  Creates a message for topic with a copy of body. Returns NULL when
+//  topic is not a valid name.
+zr_message_t *
+    zr_message_new (const char *topic, const void *body, size_t size);
+
+//  Destroys a message; NULL-safe.
+void
+    zr_message_destroy (zr_message_t **self_p);
+
+//  Setters (copy their arguments). Tags: one tag string; keys: space-
+//  separated keys; props: user properties (string map).
+void zr_message_set_tags (zr_message_t *self, const char *tags);
+void zr_message_set_keys (zr_message_t *self, const char *keys);
+void zr_message_set_prop (zr_message_t *self, const char *name,
+                          const char *value);
+//  Sends to this queue (>= 0); -1 (default) lets the broker choose.
+void zr_message_set_queue (zr_message_t *self, int queue);
+//  Messages with the same sharding key go to the same queue.
+void zr_message_set_sharding_key (zr_message_t *self, const char *key);
+//  Sets the producer-assigned id (32 hex digits); the producer assigns
+//  one when none is set, and keeps it across its retries.
+void zr_message_set_id (zr_message_t *self, const char *id);
+
+//  Getters: borrowed strings, valid while the message lives. A field
+//  that is not set reads "" (strings), -1 (queue, offset) or 0 (times).
+const char *zr_message_topic (zr_message_t *self);
+const void *zr_message_body (zr_message_t *self);
+size_t      zr_message_size (zr_message_t *self);
+const char *zr_message_tags (zr_message_t *self);
+const char *zr_message_keys (zr_message_t *self);
+//  Returns the property value, or NULL when not set.
+const char *zr_message_prop (zr_message_t *self, const char *name);
+//  Returns the property table (borrowed; NULL when none).
+zhashx_t   *zr_message_props (zr_message_t *self);
+const char *zr_message_id (zr_message_t *self);
+const char *zr_message_store_id (zr_message_t *self);
+int         zr_message_queue (zr_message_t *self);
+int64_t     zr_message_offset (zr_message_t *self);
+int64_t     zr_message_born (zr_message_t *self);    //  ms since epoch
+int64_t     zr_message_stored (zr_message_t *self);  //  ms since epoch
+
+//  --------------------------------------------------------------------
+//  Producer
+
+typedef struct _zr_producer_t zr_producer_t;
+
+typedef struct {
+    zr_status_t status;
+    char msg_id [ZR_MSG_ID_LEN + 1];
+    char store_id [ZR_STORE_ID_MAX + 1];
+    int queue;                  //  -1 when not stored
+    int64_t offset;             //  -1 when not stored
+    bool flush_sync;            //  true: fsync'd before the reply
+    char reason [256];          //  human reason for a non-OK status
+    void *user;                 //  async: the arg given to send_async
+} zr_send_result_t;
+
+//  Called for each async send when its reply (or timeout) arrives, in the
+//  thread that calls zr_producer_send_async / _poll / _flush.
+typedef void (zr_send_fn) (const zr_send_result_t *result, void *arg);
+
+//  Creates a producer connected to a broker endpoint; NULL on a bad
+//  endpoint. Connecting is asynchronous; the first send waits for it.
+zr_producer_t *
+    zr_producer_new (const char *endpoint);
+
+void
+    zr_producer_destroy (zr_producer_t **self_p);
+
+//  Reply timeout for sync sends and async replies, ms (default 3000).
+void zr_producer_set_timeout (zr_producer_t *self, int timeout_ms);
+//  Retries of a sync send after a timeout or BUSY, same id (default 2).
+void zr_producer_set_retries (zr_producer_t *self, int retries);
+//  Async window: most sends in flight at once (default 256).
+void zr_producer_set_max_inflight (zr_producer_t *self, int max);
+
+//  Sends and waits for the reply. Fills result (may be NULL). Returns 0
+//  when the message was stored (result->status says how durably), -1
+//  otherwise. Does not take msg.
+int
+    zr_producer_send (zr_producer_t *self, zr_message_t *msg,
+                      zr_send_result_t *result);
+
+//  Sends without waiting; callback fires later with the result. Blocks
+//  while the window is full, calling callbacks of replies as they come.
+//  Returns 0 when the request went out, -1 on a local error. Does not
+//  take msg.
+int
+    zr_producer_send_async (zr_producer_t *self, zr_message_t *msg,
+                            zr_send_fn *callback, void *arg);
+
+//  Sends with no reply at all (no confirmation, fastest). Returns 0 when
+//  the request was queued.
+int
+    zr_producer_send_oneway (zr_producer_t *self, zr_message_t *msg);
+
+//  Processes async replies that have arrived, waiting up to timeout_ms
+//  for the first. Returns the number of sends still in flight.
+int
+    zr_producer_poll (zr_producer_t *self, int timeout_ms);
+
+//  Waits until every async send has its callback (reply or timeout).
+//  Returns 0 when all replied, -1 when some timed out.
+int
+    zr_producer_flush (zr_producer_t *self, int timeout_ms);
+
+//  --------------------------------------------------------------------
+//  Pull consumer
+
+typedef struct _zr_consumer_t zr_consumer_t;
+typedef struct _zr_pull_t zr_pull_t;
+
+zr_consumer_t *
+    zr_consumer_new (const char *endpoint);
+
+void
+    zr_consumer_destroy (zr_consumer_t **self_p);
+
+//  Request timeout beyond a pull's own wait, ms (default 3000).
+void zr_consumer_set_timeout (zr_consumer_t *self, int timeout_ms);
+
+//  Pulls up to max_count messages from (topic, queue) at offset; waits
+//  up to wait_ms on the broker for a new message when there is none.
+//  Returns a result (caller destroys) or NULL on a local error; check
+//  zr_pull_status.
+zr_pull_t *
+    zr_consumer_pull (zr_consumer_t *self, const char *topic, int queue,
+                      int64_t offset, int max_count, int wait_ms);
+
+//  Number of queues of a topic, or -1 (unknown topic, timeout).
+int
+    zr_consumer_queues (zr_consumer_t *self, const char *topic);
+
+//  Min and max offsets of a queue (max = next offset to be written).
+//  Returns 0, or -1.
+int
+    zr_consumer_queue_offsets (zr_consumer_t *self, const char *topic,
+                               int queue, int64_t *min, int64_t *max);
+
+//  Commits a consumer group's offset for a queue (the next offset to
+//  consume). Returns 0, or -1.
+int
+    zr_consumer_commit (zr_consumer_t *self, const char *group,
+                        const char *topic, int queue, int64_t offset);
+
+//  Reads a group's committed offset (-1 when none). Returns 0, or -1.
+int
+    zr_consumer_committed (zr_consumer_t *self, const char *group,
+                           const char *topic, int queue, int64_t *offset);
+
+void        zr_pull_destroy (zr_pull_t **self_p);
+zr_status_t zr_pull_status (zr_pull_t *self);
+const char *zr_pull_reason (zr_pull_t *self);
+//  Offset to pull next (after the last message returned).
+int64_t     zr_pull_next (zr_pull_t *self);
+int64_t     zr_pull_min (zr_pull_t *self);
+int64_t     zr_pull_max (zr_pull_t *self);
+size_t      zr_pull_count (zr_pull_t *self);
+//  Message i (borrowed, lives as long as the result).
+zr_message_t *zr_pull_message (zr_pull_t *self, size_t index);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

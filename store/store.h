@@ -1,0 +1,173 @@
+/*  store/store.h - the broker's durable state in RocksDB.
+
+    The only module that includes rocksdb/c.h. One database per broker
+    data directory, with column families:
+
+      default   metadata: format version, broker group name, epoch, last
+                sequence, topics (name -> queue count)
+      msg       messages, key = topic length (1 byte) | topic | queue
+                (4 bytes BE) | offset (8 bytes BE), so one queue is one
+                ordered key range; value = the broker's record (opaque)
+      offsets   consumer offsets, key = group | 0 | topic | 0 | queue (4
+                bytes BE), value = offset (8 bytes BE)
+      log       one entry per committed batch, key = sequence (8 bytes
+                BE), value = msgpack [epoch, seq, ops] describing the
+                batch (appends by key range, offset commits, topic
+                changes): the replication position and catch-up source
+
+    Writes are group-committed: the caller fills the store's one open
+    batch (zr_store_batch_*) and commits it with a single WriteBatch and
+    one WAL write (fsync'd when sync is true). Each commit gets the next
+    broker-wide sequence number and the current epoch, written in the same
+    atomic batch, so after a crash the sequence, the log and the data
+    agree.
+
+    Not thread-safe: one thread (the broker actor) uses a store.
+*/
+#ifndef ZR_STORE_H_INCLUDED
+#define ZR_STORE_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+//  Highest data directory format this code reads and writes.
+#define ZR_STORE_FORMAT 1
+
+typedef struct _zr_store_t zr_store_t;
+
+typedef struct {
+    //  Broker group name to record on first open; NULL generates one
+    //  ("broker-" + 8 hex digits). An existing directory keeps its name
+    //  unless this is set and differs, which is refused.
+    const char *group;
+    //  RocksDB write buffer size in bytes (0: a sensible default).
+    size_t write_buffer_size;
+} zr_store_opts_t;
+
+//  Opens (creating if needed) the store in directory path. On failure
+//  returns NULL and sets *err (caller frees) to one line that names the
+//  path, what went wrong and what to do: locked by another broker, not
+//  writable, damaged, or a newer format.
+zr_store_t *
+    zr_store_open (const char *path, const zr_store_opts_t *opts,
+                   char **err);
+
+//  Closes the store (flushes nothing extra: every commit is already in
+//  the WAL). NULL-safe.
+void
+    zr_store_destroy (zr_store_t **self_p);
+
+//  Broker group name (borrowed).
+const char *zr_store_group (zr_store_t *self);
+//  Current epoch (1 until replication changes it).
+uint64_t zr_store_epoch (zr_store_t *self);
+//  Sequence of the last committed batch (0 for a new store).
+uint64_t zr_store_seq (zr_store_t *self);
+//  Data directory (borrowed).
+const char *zr_store_path (zr_store_t *self);
+
+//  Topics
+
+//  Calls fn for each topic recorded in the store, in name order.
+typedef void (zr_store_topic_fn) (const char *topic, int queues,
+                                  void *arg);
+void
+    zr_store_topic_foreach (zr_store_t *self, zr_store_topic_fn *fn,
+                            void *arg);
+
+//  Reads the min offset (first stored) and max offset (one past the last
+//  stored) of a queue from the data; both 0 for an empty queue. Returns 0
+//  or -1 on a read error.
+int
+    zr_store_queue_bounds (zr_store_t *self, const char *topic, int queue,
+                           int64_t *min, int64_t *max);
+
+//  Batch (group commit). The store has one open batch; these add to it.
+
+//  Stores a record at (topic, queue, offset). Copies record.
+void
+    zr_store_batch_append (zr_store_t *self, const char *topic, int queue,
+                           int64_t offset, const void *record, size_t size);
+
+//  Records a consumer group's offset for a queue.
+void
+    zr_store_batch_offset (zr_store_t *self, const char *group,
+                           const char *topic, int queue, int64_t offset);
+
+//  Creates or updates a topic with its queue count.
+void
+    zr_store_batch_topic_put (zr_store_t *self, const char *topic,
+                              int queues);
+
+//  Deletes a topic, its messages and every group's offsets for it.
+void
+    zr_store_batch_topic_delete (zr_store_t *self, const char *topic);
+
+//  Number of operations in the open batch.
+size_t
+    zr_store_batch_ops (zr_store_t *self);
+
+//  Bytes of records in the open batch.
+size_t
+    zr_store_batch_bytes (zr_store_t *self);
+
+//  Writes the open batch as one atomic WriteBatch with the next sequence
+//  number and one log entry; fsyncs the WAL first when sync is true.
+//  Returns 0 (the batch is durable to the asked degree and the sequence
+//  advanced) or -1 with *err set (caller frees): nothing of the batch is
+//  stored. The batch is empty afterwards either way. An empty batch
+//  commits nothing and returns 0.
+int
+    zr_store_commit (zr_store_t *self, bool sync, char **err);
+
+//  Drops the open batch without writing it.
+void
+    zr_store_abort (zr_store_t *self);
+
+//  Reads
+
+//  Calls fn for each record of (topic, queue) from offset on, in offset
+//  order, until max_count records or max_bytes of records (at least one
+//  record is returned even when it alone is larger) or the end of the
+//  queue. The record pointer is valid only during the call. Returns the
+//  number of records visited, or -1 on a read error.
+typedef void (zr_store_record_fn) (int64_t offset, const void *record,
+                                   size_t size, void *arg);
+int
+    zr_store_read (zr_store_t *self, const char *topic, int queue,
+                   int64_t offset, int max_count, size_t max_bytes,
+                   zr_store_record_fn *fn, void *arg);
+
+//  Reads one record with one point lookup. Returns 0 with *record set
+//  (caller frees with free()), 1 when there is no such record, -1 on a
+//  read error.
+int
+    zr_store_get (zr_store_t *self, const char *topic, int queue,
+                  int64_t offset, void **record, size_t *size);
+
+//  Reads a group's committed offset: 0 with *offset set, 1 when none,
+//  -1 on a read error.
+int
+    zr_store_offset_get (zr_store_t *self, const char *group,
+                         const char *topic, int queue, int64_t *offset);
+
+//  Calls fn for each log entry with sequence > after, in order, until
+//  max entries. The entry is msgpack [epoch, seq, [op...]] where op is
+//  ["A", topic, queue, first_offset, count] | ["O", group, topic, queue,
+//  offset] | ["T", topic, queues] | ["D", topic]. Returns the number of
+//  entries visited, or -1.
+typedef void (zr_store_log_fn) (uint64_t seq, const void *entry,
+                                size_t size, void *arg);
+int
+    zr_store_log_read (zr_store_t *self, uint64_t after, int max,
+                       zr_store_log_fn *fn, void *arg);
+
+//  Disk
+
+//  Free bytes on the file system of the data directory, or -1.
+int64_t zr_store_disk_free (zr_store_t *self);
+//  Approximate bytes the store uses on disk (SST files + WAL), or -1.
+int64_t zr_store_disk_used (zr_store_t *self);
+
+#endif
