@@ -1,0 +1,1159 @@
+/*  store/store.c - the broker's durable state in RocksDB.
+
+    See store.h for the key layout. This file is the only one that talks
+    to RocksDB: every string or value RocksDB allocates is freed here.
+
+    Meta keys in the default column family:
+
+      "format"      8 bytes BE, data directory format (ZR_STORE_FORMAT)
+      "group"       broker group name (bytes, no terminator)
+      "epoch"       8 bytes BE
+      "seq"         8 bytes BE, sequence of the last committed batch
+      "t/<topic>"   4 bytes BE, the topic's queue count
+
+    The open batch is one rocksdb_writebatch_t, reused. Beside it we keep
+    the list of log operations that describe it; consecutive appends to a
+    queue are merged into one "A" op (a hash finds the open run of each
+    queue), so a log entry stays small whatever the batch size.
+*/
+#include <czmq.h>
+#include <msgpack.h>
+#include <rocksdb/c.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "store/store.h"
+
+#define STORE_TOPIC_MAX  127             //  bytes in a topic name
+#define STORE_GROUP_MAX  255             //  bytes in a consumer group name
+#define STORE_MSGKEY_MAX (1 + STORE_TOPIC_MAX + 4 + 8)
+#define STORE_WBUF_DEFAULT (64u * 1024 * 1024)
+
+enum { CF_META, CF_MSG, CF_OFFSETS, CF_LOG, CF_COUNT };
+static const char *s_cf_names [CF_COUNT] = {
+    "default", "msg", "offsets", "log"
+};
+
+//  One log operation of the open batch
+typedef struct {
+    char type;                  //  'A', 'O', 'T', 'D'
+    char *topic;
+    char *group;                //  'O' only
+    int queue;                  //  'A', 'O'
+    int64_t a;                  //  A: first offset, O: offset, T: queues
+    int64_t count;              //  A: number of records
+} s_op_t;
+
+struct _zr_store_t {
+    char *path;
+    rocksdb_t *db;
+    rocksdb_column_family_handle_t *cf [CF_COUNT];
+    rocksdb_writeoptions_t *wo_async;
+    rocksdb_writeoptions_t *wo_sync;
+    rocksdb_readoptions_t *ro;
+    rocksdb_writebatch_t *batch;
+
+    char *group;
+    uint64_t epoch;
+    uint64_t seq;
+
+    //  Log ops of the open batch
+    s_op_t *ops;
+    size_t nops;
+    size_t ops_max;
+    zhashx_t *runs;             //  "queue/topic" -> index + 1 of its A op
+    size_t batch_ops;           //  calls that added to the batch
+    size_t batch_bytes;         //  record bytes in the batch
+};
+
+
+//  --------------------------------------------------------------------------
+//  Key encoding
+
+static void
+s_put_be64 (unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p [i] = (unsigned char) (v & 0xff);
+        v >>= 8;
+    }
+}
+
+static uint64_t
+s_get_be64 (const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p [i];
+    return v;
+}
+
+static void
+s_put_be32 (unsigned char *p, uint32_t v)
+{
+    p [0] = (unsigned char) (v >> 24);
+    p [1] = (unsigned char) (v >> 16);
+    p [2] = (unsigned char) (v >> 8);
+    p [3] = (unsigned char) v;
+}
+
+static uint32_t
+s_get_be32 (const unsigned char *p)
+{
+    return ((uint32_t) p [0] << 24) | ((uint32_t) p [1] << 16)
+         | ((uint32_t) p [2] << 8) | (uint32_t) p [3];
+}
+
+//  Checks a topic name; returns its length or -1.
+static int
+s_topic_ok (const char *topic)
+{
+    if (!topic)
+        return -1;
+    size_t len = strlen (topic);
+    if (len == 0 || len > STORE_TOPIC_MAX)
+        return -1;
+    return (int) len;
+}
+
+//  Writes the topic prefix (length byte and name) into key; returns its
+//  size. Topic must have passed s_topic_ok.
+static size_t
+s_topic_prefix (unsigned char *key, const char *topic, int len)
+{
+    key [0] = (unsigned char) len;
+    memcpy (key + 1, topic, (size_t) len);
+    return 1 + (size_t) len;
+}
+
+//  Message key for (topic, queue, offset); returns its size.
+static size_t
+s_msg_key (unsigned char *key, const char *topic, int len, int queue,
+           int64_t offset)
+{
+    size_t n = s_topic_prefix (key, topic, len);
+    s_put_be32 (key + n, (uint32_t) queue);
+    s_put_be64 (key + n + 4, (uint64_t) offset);
+    return n + 12;
+}
+
+//  Offsets key: group | 0 | topic | 0 | queue BE32. Caller frees.
+static unsigned char *
+s_offset_key (const char *group, const char *topic, int queue, size_t *size)
+{
+    size_t glen = strlen (group);
+    size_t tlen = strlen (topic);
+    *size = glen + 1 + tlen + 1 + 4;
+    unsigned char *key = (unsigned char *) malloc (*size);
+    assert (key);
+    memcpy (key, group, glen);
+    key [glen] = 0;
+    memcpy (key + glen + 1, topic, tlen);
+    key [glen + 1 + tlen] = 0;
+    s_put_be32 (key + glen + 1 + tlen + 1, (uint32_t) queue);
+    return key;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Meta helpers
+
+//  Reads a meta value. Returns 0 with *value (caller frees) and *size,
+//  1 when absent, -1 with *err set.
+static int
+s_meta_get (zr_store_t *self, const char *key, char **value, size_t *size,
+            char **err)
+{
+    char *rerr = NULL;
+    size_t len = 0;
+    char *v = rocksdb_get_cf (self->db, self->ro, self->cf [CF_META], key,
+                              strlen (key), &len, &rerr);
+    if (rerr) {
+        *err = zsys_sprintf ("%s", rerr);
+        rocksdb_free (rerr);
+        return -1;
+    }
+    if (!v)
+        return 1;
+    *value = (char *) malloc (len + 1);
+    assert (*value);
+    memcpy (*value, v, len);
+    (*value) [len] = 0;
+    *size = len;
+    rocksdb_free (v);
+    return 0;
+}
+
+//  Reads an 8-byte BE meta number. Returns 0, 1 when absent, -1 with
+//  *err set (read error or a value of the wrong size).
+static int
+s_meta_get_u64 (zr_store_t *self, const char *key, uint64_t *out,
+                char **err)
+{
+    char *v = NULL;
+    size_t size = 0;
+    int rc = s_meta_get (self, key, &v, &size, err);
+    if (rc != 0)
+        return rc;
+    if (size != 8) {
+        *err = zsys_sprintf ("meta key '%s' has %zu bytes, expected 8",
+                             key, size);
+        free (v);
+        return -1;
+    }
+    *out = s_get_be64 ((const unsigned char *) v);
+    free (v);
+    return 0;
+}
+
+static void
+s_batch_put_u64 (rocksdb_writebatch_t *wb, rocksdb_column_family_handle_t *cf,
+                 const char *key, uint64_t value)
+{
+    unsigned char buf [8];
+    s_put_be64 (buf, value);
+    rocksdb_writebatch_put_cf (wb, cf, key, strlen (key),
+                               (const char *) buf, 8);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Open and close
+
+//  Makes path and its parents (mkdir -p). Returns 0 or -1 with errno set.
+static int
+s_mkdir_p (const char *path)
+{
+    char *copy = strdup (path);
+    assert (copy);
+    size_t len = strlen (copy);
+    while (len > 1 && copy [len - 1] == '/')
+        copy [--len] = 0;
+    for (char *p = copy + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir (copy, 0755) != 0 && errno != EEXIST) {
+            int e = errno;
+            free (copy);
+            errno = e;
+            return -1;
+        }
+        *p = '/';
+    }
+    int rc = 0;
+    if (mkdir (copy, 0755) != 0) {
+        if (errno == EEXIST) {
+            struct stat st;
+            if (stat (copy, &st) != 0)
+                rc = -1;
+            else
+            if (!S_ISDIR (st.st_mode)) {
+                errno = ENOTDIR;
+                rc = -1;
+            }
+        }
+        else
+            rc = -1;
+    }
+    int e = errno;
+    free (copy);
+    errno = e;
+    return rc;
+}
+
+//  Turns a RocksDB open error into one line for the operator.
+static char *
+s_open_error (const char *path, const char *rerr)
+{
+    if (strstr (rerr, "Resource temporarily unavailable")
+    ||  strstr (rerr, "While lock file")
+    ||  strstr (rerr, "lock hold by current process"))
+        return zsys_sprintf ("store: data directory %s is in use by another "
+                             "broker (LOCK held): stop it or choose another "
+                             "--data", path);
+    if (strstr (rerr, "Permission denied")
+    ||  strstr (rerr, "Read-only file system")
+    ||  strstr (rerr, "No space left"))
+        return zsys_sprintf ("store: cannot create data directory %s: %s; "
+                             "check permissions or choose another --data",
+                             path, rerr);
+    if (strstr (rerr, "Corruption")
+    ||  strstr (rerr, "No such file or directory"))
+        return zsys_sprintf ("store: data directory %s is damaged: %s; "
+                             "restore it from a replica or move it aside",
+                             path, rerr);
+    return zsys_sprintf ("store: cannot open data directory %s: %s; check "
+                         "it or choose another --data", path, rerr);
+}
+
+static char *
+s_group_generate (void)
+{
+    uint32_t r = 0;
+    if (getrandom (&r, sizeof r, 0) != (ssize_t) sizeof r)
+        r = (uint32_t) randof (0x7fffffff) ^ (uint32_t) getpid ()
+          ^ (uint32_t) zclock_usecs ();
+    return zsys_sprintf ("broker-%08x", r);
+}
+
+//  Reads or initialises the meta keys. Returns 0, or -1 with *err set to
+//  the final message.
+static int
+s_meta_load (zr_store_t *self, const zr_store_opts_t *opts, char **err)
+{
+    char *rerr = NULL;
+    uint64_t format = 0;
+    int rc = s_meta_get_u64 (self, "format", &format, &rerr);
+    if (rc < 0)
+        goto damaged;
+    bool fresh = rc == 1;
+    if (!fresh && format > ZR_STORE_FORMAT) {
+        *err = zsys_sprintf ("store: data directory %s has format %" PRIu64
+                             ", this zrocket reads format %d at most: "
+                             "upgrade zrocket", self->path, format,
+                             ZR_STORE_FORMAT);
+        return -1;
+    }
+    if (!fresh && format == 0) {
+        rerr = zsys_sprintf ("format 0 is not valid");
+        goto damaged;
+    }
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create ();
+    bool dirty = false;
+    if (fresh) {
+        s_batch_put_u64 (wb, self->cf [CF_META], "format", ZR_STORE_FORMAT);
+        dirty = true;
+    }
+    //  Group name
+    char *group = NULL;
+    size_t glen = 0;
+    rc = s_meta_get (self, "group", &group, &glen, &rerr);
+    if (rc < 0) {
+        rocksdb_writebatch_destroy (wb);
+        goto damaged;
+    }
+    if (rc == 0 && (glen == 0 || strlen (group) != glen)) {
+        free (group);
+        rocksdb_writebatch_destroy (wb);
+        rerr = zsys_sprintf ("stored broker group name is not valid");
+        goto damaged;
+    }
+    if (rc == 0 && opts && opts->group && strneq (opts->group, group)) {
+        *err = zsys_sprintf ("store: data directory %s belongs to broker "
+                             "group '%s', not '%s': use the right --data or "
+                             "group name", self->path, group, opts->group);
+        free (group);
+        rocksdb_writebatch_destroy (wb);
+        return -1;
+    }
+    if (rc == 1) {
+        if (opts && opts->group && *opts->group)
+            group = strdup (opts->group);
+        else
+            group = s_group_generate ();
+        assert (group);
+        rocksdb_writebatch_put_cf (wb, self->cf [CF_META], "group", 5,
+                                   group, strlen (group));
+        dirty = true;
+    }
+    self->group = group;
+
+    //  Epoch and sequence
+    rc = s_meta_get_u64 (self, "epoch", &self->epoch, &rerr);
+    if (rc < 0) {
+        rocksdb_writebatch_destroy (wb);
+        goto damaged;
+    }
+    if (rc == 1) {
+        self->epoch = 1;
+        s_batch_put_u64 (wb, self->cf [CF_META], "epoch", 1);
+        dirty = true;
+    }
+    rc = s_meta_get_u64 (self, "seq", &self->seq, &rerr);
+    if (rc < 0) {
+        rocksdb_writebatch_destroy (wb);
+        goto damaged;
+    }
+    if (rc == 1)
+        self->seq = 0;
+
+    if (dirty) {
+        char *werr = NULL;
+        rocksdb_write (self->db, self->wo_sync, wb, &werr);
+        if (werr) {
+            *err = zsys_sprintf ("store: cannot write to data directory %s: "
+                                 "%s; check permissions or choose another "
+                                 "--data", self->path, werr);
+            rocksdb_free (werr);
+            rocksdb_writebatch_destroy (wb);
+            return -1;
+        }
+    }
+    rocksdb_writebatch_destroy (wb);
+    return 0;
+
+damaged:
+    *err = zsys_sprintf ("store: data directory %s is damaged: %s; restore "
+                         "it from a replica or move it aside", self->path,
+                         rerr ? rerr : "bad metadata");
+    zstr_free (&rerr);
+    return -1;
+}
+
+static rocksdb_options_t *
+s_cf_options (size_t write_buffer, bool bloom, int compression)
+{
+    rocksdb_options_t *o = rocksdb_options_create ();
+    rocksdb_options_set_write_buffer_size (o, write_buffer);
+    rocksdb_options_set_compression (o, compression);
+    rocksdb_options_set_level_compaction_dynamic_level_bytes (o, 1);
+    rocksdb_block_based_table_options_t *bbt =
+        rocksdb_block_based_options_create ();
+    if (bloom)
+        rocksdb_block_based_options_set_filter_policy (
+            bbt, rocksdb_filterpolicy_create_bloom_full (10));
+    rocksdb_block_based_options_set_block_size (bbt, 16 * 1024);
+    rocksdb_options_set_block_based_table_factory (o, bbt);
+    rocksdb_block_based_options_destroy (bbt);
+    return o;
+}
+
+zr_store_t *
+zr_store_open (const char *path, const zr_store_opts_t *opts, char **err)
+{
+    assert (err);
+    *err = NULL;
+    if (!path || !*path) {
+        *err = zsys_sprintf ("store: no data directory given: set --data");
+        return NULL;
+    }
+    struct stat st;
+    if (stat (path, &st) == 0 && !S_ISDIR (st.st_mode)) {
+        *err = zsys_sprintf ("store: data directory %s is not a directory; "
+                             "choose another --data", path);
+        return NULL;
+    }
+    if (s_mkdir_p (path) != 0) {
+        *err = zsys_sprintf ("store: cannot create data directory %s: %s; "
+                             "check permissions or choose another --data",
+                             path, strerror (errno));
+        return NULL;
+    }
+    zr_store_t *self = (zr_store_t *) zmalloc (sizeof (zr_store_t));
+    assert (self);
+    self->path = strdup (path);
+    assert (self->path);
+
+    size_t wbuf = opts && opts->write_buffer_size
+                ? opts->write_buffer_size : STORE_WBUF_DEFAULT;
+    size_t small = wbuf / 4 < 4u * 1024 * 1024 ? wbuf : wbuf / 4;
+
+    rocksdb_options_t *dbo = rocksdb_options_create ();
+    rocksdb_options_set_create_if_missing (dbo, 1);
+    rocksdb_options_set_create_missing_column_families (dbo, 1);
+    rocksdb_options_set_max_background_jobs (dbo, 2);
+    rocksdb_options_set_max_open_files (dbo, 512);
+    //  WAL files stay until every column family that wrote to them is
+    //  flushed; this bounds them when one CF (offsets) is rarely written.
+    rocksdb_options_set_max_total_wal_size (dbo, 4 * (uint64_t) wbuf);
+    rocksdb_options_set_info_log_level (dbo, 2);       //  WARN
+    rocksdb_options_set_keep_log_file_num (dbo, 3);
+
+    rocksdb_options_t *cfo [CF_COUNT];
+    cfo [CF_META] = s_cf_options (small, true, rocksdb_no_compression);
+    cfo [CF_MSG] = s_cf_options (wbuf, false, rocksdb_lz4_compression);
+    cfo [CF_OFFSETS] = s_cf_options (small, true, rocksdb_no_compression);
+    cfo [CF_LOG] = s_cf_options (small, false, rocksdb_lz4_compression);
+
+    char *rerr = NULL;
+    self->db = rocksdb_open_column_families (
+        dbo, path, CF_COUNT, s_cf_names,
+        (const rocksdb_options_t *const *) cfo, self->cf, &rerr);
+    rocksdb_options_destroy (dbo);
+    for (int i = 0; i < CF_COUNT; i++)
+        rocksdb_options_destroy (cfo [i]);
+    if (rerr || !self->db) {
+        *err = s_open_error (path, rerr ? rerr : "unknown error");
+        if (rerr)
+            rocksdb_free (rerr);
+        self->db = NULL;
+        zr_store_destroy (&self);
+        return NULL;
+    }
+    self->wo_async = rocksdb_writeoptions_create ();
+    self->wo_sync = rocksdb_writeoptions_create ();
+    rocksdb_writeoptions_set_sync (self->wo_sync, 1);
+    self->ro = rocksdb_readoptions_create ();
+    self->batch = rocksdb_writebatch_create ();
+    self->runs = zhashx_new ();
+    assert (self->runs);
+
+    if (s_meta_load (self, opts, err) != 0) {
+        zr_store_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+static void
+s_ops_clear (zr_store_t *self)
+{
+    for (size_t i = 0; i < self->nops; i++) {
+        free (self->ops [i].topic);
+        free (self->ops [i].group);
+    }
+    self->nops = 0;
+    self->batch_ops = 0;
+    self->batch_bytes = 0;
+    if (self->runs)
+        zhashx_purge (self->runs);
+    if (self->batch)
+        rocksdb_writebatch_clear (self->batch);
+}
+
+void
+zr_store_destroy (zr_store_t **self_p)
+{
+    assert (self_p);
+    zr_store_t *self = *self_p;
+    if (!self)
+        return;
+    s_ops_clear (self);
+    free (self->ops);
+    zhashx_destroy (&self->runs);
+    if (self->batch)
+        rocksdb_writebatch_destroy (self->batch);
+    if (self->ro)
+        rocksdb_readoptions_destroy (self->ro);
+    if (self->wo_async)
+        rocksdb_writeoptions_destroy (self->wo_async);
+    if (self->wo_sync)
+        rocksdb_writeoptions_destroy (self->wo_sync);
+    if (self->db) {
+        for (int i = 0; i < CF_COUNT; i++)
+            if (self->cf [i])
+                rocksdb_column_family_handle_destroy (self->cf [i]);
+        rocksdb_close (self->db);
+    }
+    free (self->group);
+    free (self->path);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+zr_store_group (zr_store_t *self)
+{
+    assert (self);
+    return self->group;
+}
+
+uint64_t
+zr_store_epoch (zr_store_t *self)
+{
+    assert (self);
+    return self->epoch;
+}
+
+uint64_t
+zr_store_seq (zr_store_t *self)
+{
+    assert (self);
+    return self->seq;
+}
+
+const char *
+zr_store_path (zr_store_t *self)
+{
+    assert (self);
+    return self->path;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Topics
+
+void
+zr_store_topic_foreach (zr_store_t *self, zr_store_topic_fn *fn, void *arg)
+{
+    assert (self);
+    assert (fn);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create ();
+    const char upper [] = "t0";             //  '0' follows '/'
+    rocksdb_readoptions_set_iterate_upper_bound (ro, upper, 2);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf (self->db, ro, self->cf [CF_META]);
+    char name [STORE_TOPIC_MAX + 1];
+    for (rocksdb_iter_seek (it, "t/", 2); rocksdb_iter_valid (it);
+         rocksdb_iter_next (it)) {
+        size_t klen = 0, vlen = 0;
+        const char *key = rocksdb_iter_key (it, &klen);
+        const char *val = rocksdb_iter_value (it, &vlen);
+        if (klen < 3 || klen - 2 > STORE_TOPIC_MAX || vlen != 4
+        ||  memchr (key + 2, 0, klen - 2)) {
+            zsys_warning ("store: %s: skipping a bad topic record",
+                          self->path);
+            continue;
+        }
+        memcpy (name, key + 2, klen - 2);
+        name [klen - 2] = 0;
+        uint32_t queues = s_get_be32 ((const unsigned char *) val);
+        fn (name, queues > INT32_MAX ? INT32_MAX : (int) queues, arg);
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error (it, &rerr);
+    if (rerr) {
+        zsys_error ("store: %s: reading topics: %s", self->path, rerr);
+        rocksdb_free (rerr);
+    }
+    rocksdb_iter_destroy (it);
+    rocksdb_readoptions_destroy (ro);
+}
+
+int
+zr_store_queue_bounds (zr_store_t *self, const char *topic, int queue,
+                       int64_t *min, int64_t *max)
+{
+    assert (self);
+    assert (min && max);
+    *min = *max = 0;
+    int tlen = s_topic_ok (topic);
+    if (tlen < 0 || queue < 0)
+        return -1;
+    unsigned char lower [STORE_MSGKEY_MAX];
+    unsigned char upper [STORE_MSGKEY_MAX + 1];
+    size_t n = s_msg_key (lower, topic, tlen, queue, 0);
+    size_t pfx = n - 8;                     //  topic prefix and queue
+    memcpy (upper, lower, pfx);
+    memset (upper + pfx, 0xff, 9);          //  past every offset
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create ();
+    rocksdb_readoptions_set_iterate_lower_bound (ro, (char *) lower, n);
+    rocksdb_readoptions_set_iterate_upper_bound (ro, (char *) upper, pfx + 9);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf (self->db, ro, self->cf [CF_MSG]);
+    int rc = 0;
+    rocksdb_iter_seek (it, (const char *) lower, n);
+    if (rocksdb_iter_valid (it)) {
+        size_t klen = 0;
+        const unsigned char *key =
+            (const unsigned char *) rocksdb_iter_key (it, &klen);
+        if (klen == n && memcmp (key, lower, pfx) == 0) {
+            *min = (int64_t) s_get_be64 (key + pfx);
+            rocksdb_iter_seek_for_prev (it, (const char *) upper, pfx + 9);
+            if (rocksdb_iter_valid (it)) {
+                key = (const unsigned char *) rocksdb_iter_key (it, &klen);
+                if (klen == n && memcmp (key, lower, pfx) == 0)
+                    *max = (int64_t) s_get_be64 (key + pfx) + 1;
+            }
+            if (*max < *min)
+                *max = *min;
+        }
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error (it, &rerr);
+    if (rerr) {
+        zsys_error ("store: %s: reading queue %s/%d: %s", self->path, topic,
+                    queue, rerr);
+        rocksdb_free (rerr);
+        *min = *max = 0;
+        rc = -1;
+    }
+    rocksdb_iter_destroy (it);
+    rocksdb_readoptions_destroy (ro);
+    return rc;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Batch
+
+static s_op_t *
+s_op_new (zr_store_t *self, char type, const char *topic)
+{
+    if (self->nops == self->ops_max) {
+        size_t max = self->ops_max ? self->ops_max * 2 : 16;
+        s_op_t *ops = (s_op_t *) realloc (self->ops, max * sizeof (s_op_t));
+        assert (ops);
+        self->ops = ops;
+        self->ops_max = max;
+    }
+    s_op_t *op = &self->ops [self->nops++];
+    memset (op, 0, sizeof *op);
+    op->type = type;
+    op->topic = strdup (topic);
+    assert (op->topic);
+    return op;
+}
+
+void
+zr_store_batch_append (zr_store_t *self, const char *topic, int queue,
+                       int64_t offset, const void *record, size_t size)
+{
+    assert (self);
+    int tlen = s_topic_ok (topic);
+    if (tlen < 0 || queue < 0 || offset < 0 || (!record && size)) {
+        zsys_warning ("store: append to '%s' queue %d offset %" PRId64
+                      " refused: bad topic, queue or offset",
+                      topic ? topic : "", queue, offset);
+        return;
+    }
+    unsigned char key [STORE_MSGKEY_MAX];
+    size_t n = s_msg_key (key, topic, tlen, queue, offset);
+    rocksdb_writebatch_put_cf (self->batch, self->cf [CF_MSG],
+                               (const char *) key, n,
+                               record ? (const char *) record : "", size);
+    self->batch_ops++;
+    self->batch_bytes += size;
+
+    //  Extend this queue's open run, or start one
+    char run_key [STORE_TOPIC_MAX + 16];
+    snprintf (run_key, sizeof run_key, "%d/%s", queue, topic);
+    size_t index = (size_t) (uintptr_t) zhashx_lookup (self->runs, run_key);
+    if (index) {
+        s_op_t *op = &self->ops [index - 1];
+        if (op->a + op->count == offset) {
+            op->count++;
+            return;
+        }
+    }
+    s_op_t *op = s_op_new (self, 'A', topic);
+    op->queue = queue;
+    op->a = offset;
+    op->count = 1;
+    zhashx_update (self->runs, run_key, (void *) (uintptr_t) self->nops);
+}
+
+void
+zr_store_batch_offset (zr_store_t *self, const char *group,
+                       const char *topic, int queue, int64_t offset)
+{
+    assert (self);
+    if (s_topic_ok (topic) < 0 || !group || !*group
+    ||  strlen (group) > STORE_GROUP_MAX || queue < 0) {
+        zsys_warning ("store: offset commit for group '%s' topic '%s' "
+                      "refused: bad group, topic or queue",
+                      group ? group : "", topic ? topic : "");
+        return;
+    }
+    size_t klen = 0;
+    unsigned char *key = s_offset_key (group, topic, queue, &klen);
+    unsigned char val [8];
+    s_put_be64 (val, (uint64_t) offset);
+    rocksdb_writebatch_put_cf (self->batch, self->cf [CF_OFFSETS],
+                               (const char *) key, klen,
+                               (const char *) val, 8);
+    free (key);
+    self->batch_ops++;
+    s_op_t *op = s_op_new (self, 'O', topic);
+    op->group = strdup (group);
+    assert (op->group);
+    op->queue = queue;
+    op->a = offset;
+}
+
+void
+zr_store_batch_topic_put (zr_store_t *self, const char *topic, int queues)
+{
+    assert (self);
+    int tlen = s_topic_ok (topic);
+    if (tlen < 0 || queues < 0) {
+        zsys_warning ("store: topic '%s' with %d queues refused",
+                      topic ? topic : "", queues);
+        return;
+    }
+    char key [2 + STORE_TOPIC_MAX];
+    memcpy (key, "t/", 2);
+    memcpy (key + 2, topic, (size_t) tlen);
+    unsigned char val [4];
+    s_put_be32 (val, (uint32_t) queues);
+    rocksdb_writebatch_put_cf (self->batch, self->cf [CF_META], key,
+                               2 + (size_t) tlen, (const char *) val, 4);
+    self->batch_ops++;
+    //  Appends after a topic change start new runs, so the log keeps
+    //  the order of topic changes and appends.
+    zhashx_purge (self->runs);
+    s_op_t *op = s_op_new (self, 'T', topic);
+    op->a = queues;
+}
+
+void
+zr_store_batch_topic_delete (zr_store_t *self, const char *topic)
+{
+    assert (self);
+    int tlen = s_topic_ok (topic);
+    if (tlen < 0) {
+        zsys_warning ("store: delete of topic '%s' refused: bad name",
+                      topic ? topic : "");
+        return;
+    }
+    //  Topic record
+    char mkey [2 + STORE_TOPIC_MAX];
+    memcpy (mkey, "t/", 2);
+    memcpy (mkey + 2, topic, (size_t) tlen);
+    rocksdb_writebatch_delete_cf (self->batch, self->cf [CF_META], mkey,
+                                  2 + (size_t) tlen);
+    //  Messages: every key with this topic prefix
+    unsigned char start [STORE_MSGKEY_MAX + 1];
+    unsigned char end [STORE_MSGKEY_MAX + 1];
+    size_t pfx = s_topic_prefix (start, topic, tlen);
+    memcpy (end, start, pfx);
+    memset (end + pfx, 0xff, 13);           //  past every queue/offset
+    rocksdb_writebatch_delete_range_cf (self->batch, self->cf [CF_MSG],
+                                        (const char *) start, pfx,
+                                        (const char *) end, pfx + 13);
+    //  Offsets of every group: scan the stored ones...
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf (self->db, self->ro, self->cf [CF_OFFSETS]);
+    for (rocksdb_iter_seek_to_first (it); rocksdb_iter_valid (it);
+         rocksdb_iter_next (it)) {
+        size_t klen = 0;
+        const char *key = rocksdb_iter_key (it, &klen);
+        const char *sep = (const char *) memchr (key, 0, klen);
+        if (!sep)
+            continue;
+        size_t rest = klen - (size_t) (sep + 1 - key);
+        if (rest == (size_t) tlen + 1 + 4
+        &&  memcmp (sep + 1, topic, (size_t) tlen) == 0
+        &&  sep [1 + tlen] == 0)
+            rocksdb_writebatch_delete_cf (self->batch, self->cf [CF_OFFSETS],
+                                          key, klen);
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error (it, &rerr);
+    if (rerr) {
+        zsys_error ("store: %s: scanning offsets of '%s': %s", self->path,
+                    topic, rerr);
+        rocksdb_free (rerr);
+    }
+    rocksdb_iter_destroy (it);
+    //  ...and those earlier in this batch, which the scan cannot see
+    for (size_t i = 0; i < self->nops; i++) {
+        s_op_t *op = &self->ops [i];
+        if (op->type == 'O' && streq (op->topic, topic)) {
+            size_t klen = 0;
+            unsigned char *key =
+                s_offset_key (op->group, topic, op->queue, &klen);
+            rocksdb_writebatch_delete_cf (self->batch, self->cf [CF_OFFSETS],
+                                          (const char *) key, klen);
+            free (key);
+        }
+    }
+    self->batch_ops++;
+    zhashx_purge (self->runs);
+    s_op_new (self, 'D', topic);
+}
+
+size_t
+zr_store_batch_ops (zr_store_t *self)
+{
+    assert (self);
+    return self->batch_ops;
+}
+
+size_t
+zr_store_batch_bytes (zr_store_t *self)
+{
+    assert (self);
+    return self->batch_bytes;
+}
+
+static void
+s_pack_str (msgpack_packer *pk, const char *s)
+{
+    size_t len = strlen (s);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, s, len);
+}
+
+int
+zr_store_commit (zr_store_t *self, bool sync, char **err)
+{
+    assert (self);
+    assert (err);
+    *err = NULL;
+    if (self->batch_ops == 0) {
+        s_ops_clear (self);
+        return 0;
+    }
+    uint64_t seq = self->seq + 1;
+
+    //  Log entry: [epoch, seq, [op...]]
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_array (&pk, 3);
+    msgpack_pack_uint64 (&pk, self->epoch);
+    msgpack_pack_uint64 (&pk, seq);
+    msgpack_pack_array (&pk, self->nops);
+    for (size_t i = 0; i < self->nops; i++) {
+        s_op_t *op = &self->ops [i];
+        char type [2] = { op->type, 0 };
+        switch (op->type) {
+            case 'A':
+                msgpack_pack_array (&pk, 5);
+                s_pack_str (&pk, type);
+                s_pack_str (&pk, op->topic);
+                msgpack_pack_int (&pk, op->queue);
+                msgpack_pack_int64 (&pk, op->a);
+                msgpack_pack_int64 (&pk, op->count);
+                break;
+            case 'O':
+                msgpack_pack_array (&pk, 5);
+                s_pack_str (&pk, type);
+                s_pack_str (&pk, op->group);
+                s_pack_str (&pk, op->topic);
+                msgpack_pack_int (&pk, op->queue);
+                msgpack_pack_int64 (&pk, op->a);
+                break;
+            case 'T':
+                msgpack_pack_array (&pk, 3);
+                s_pack_str (&pk, type);
+                s_pack_str (&pk, op->topic);
+                msgpack_pack_int64 (&pk, op->a);
+                break;
+            default:
+                msgpack_pack_array (&pk, 2);
+                s_pack_str (&pk, type);
+                s_pack_str (&pk, op->topic);
+                break;
+        }
+    }
+    unsigned char lkey [8];
+    s_put_be64 (lkey, seq);
+    rocksdb_writebatch_put_cf (self->batch, self->cf [CF_LOG],
+                               (const char *) lkey, 8, sbuf.data, sbuf.size);
+    msgpack_sbuffer_destroy (&sbuf);
+    s_batch_put_u64 (self->batch, self->cf [CF_META], "seq", seq);
+
+    char *rerr = NULL;
+    rocksdb_write (self->db, sync ? self->wo_sync : self->wo_async,
+                   self->batch, &rerr);
+    s_ops_clear (self);
+    if (rerr) {
+        *err = zsys_sprintf ("store: %s: commit of batch %" PRIu64
+                             " failed: %s", self->path, seq, rerr);
+        rocksdb_free (rerr);
+        return -1;
+    }
+    self->seq = seq;
+    return 0;
+}
+
+void
+zr_store_abort (zr_store_t *self)
+{
+    assert (self);
+    s_ops_clear (self);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Reads
+
+int
+zr_store_read (zr_store_t *self, const char *topic, int queue,
+               int64_t offset, int max_count, size_t max_bytes,
+               zr_store_record_fn *fn, void *arg)
+{
+    assert (self);
+    assert (fn);
+    int tlen = s_topic_ok (topic);
+    if (tlen < 0 || queue < 0)
+        return -1;
+    if (offset < 0)
+        offset = 0;
+    if (max_count <= 0)
+        return 0;
+    unsigned char start [STORE_MSGKEY_MAX];
+    unsigned char upper [STORE_MSGKEY_MAX + 1];
+    size_t n = s_msg_key (start, topic, tlen, queue, offset);
+    size_t pfx = n - 8;
+    memcpy (upper, start, pfx);
+    memset (upper + pfx, 0xff, 9);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create ();
+    rocksdb_readoptions_set_iterate_upper_bound (ro, (char *) upper, pfx + 9);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf (self->db, ro, self->cf [CF_MSG]);
+    int count = 0;
+    size_t bytes = 0;
+    for (rocksdb_iter_seek (it, (const char *) start, n);
+         rocksdb_iter_valid (it) && count < max_count;
+         rocksdb_iter_next (it)) {
+        size_t klen = 0, vlen = 0;
+        const unsigned char *key =
+            (const unsigned char *) rocksdb_iter_key (it, &klen);
+        if (klen != n || memcmp (key, start, pfx) != 0)
+            continue;
+        const char *val = rocksdb_iter_value (it, &vlen);
+        if (count > 0 && bytes + vlen > max_bytes)
+            break;
+        fn ((int64_t) s_get_be64 (key + pfx), val, vlen, arg);
+        count++;
+        bytes += vlen;
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error (it, &rerr);
+    if (rerr) {
+        zsys_error ("store: %s: reading %s/%d: %s", self->path, topic,
+                    queue, rerr);
+        rocksdb_free (rerr);
+        count = -1;
+    }
+    rocksdb_iter_destroy (it);
+    rocksdb_readoptions_destroy (ro);
+    return count;
+}
+
+int
+zr_store_get (zr_store_t *self, const char *topic, int queue,
+              int64_t offset, void **record, size_t *size)
+{
+    assert (self);
+    assert (record && size);
+    *record = NULL;
+    *size = 0;
+    int tlen = s_topic_ok (topic);
+    if (tlen < 0 || queue < 0 || offset < 0)
+        return 1;
+    unsigned char key [STORE_MSGKEY_MAX];
+    size_t n = s_msg_key (key, topic, tlen, queue, offset);
+    char *rerr = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf (self->db, self->ro, self->cf [CF_MSG],
+                              (const char *) key, n, &vlen, &rerr);
+    if (rerr) {
+        zsys_error ("store: %s: reading %s/%d@%" PRId64 ": %s", self->path,
+                    topic, queue, offset, rerr);
+        rocksdb_free (rerr);
+        return -1;
+    }
+    if (!v)
+        return 1;
+    *record = malloc (vlen ? vlen : 1);
+    assert (*record);
+    memcpy (*record, v, vlen);
+    *size = vlen;
+    rocksdb_free (v);
+    return 0;
+}
+
+int
+zr_store_offset_get (zr_store_t *self, const char *group, const char *topic,
+                     int queue, int64_t *offset)
+{
+    assert (self);
+    assert (offset);
+    if (s_topic_ok (topic) < 0 || !group || strlen (group) > STORE_GROUP_MAX
+    ||  queue < 0)
+        return 1;
+    size_t klen = 0;
+    unsigned char *key = s_offset_key (group, topic, queue, &klen);
+    char *rerr = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf (self->db, self->ro, self->cf [CF_OFFSETS],
+                              (const char *) key, klen, &vlen, &rerr);
+    free (key);
+    if (rerr) {
+        zsys_error ("store: %s: reading offset of %s on %s/%d: %s",
+                    self->path, group, topic, queue, rerr);
+        rocksdb_free (rerr);
+        return -1;
+    }
+    if (!v)
+        return 1;
+    int rc = 1;
+    if (vlen == 8) {
+        *offset = (int64_t) s_get_be64 ((const unsigned char *) v);
+        rc = 0;
+    }
+    else
+        zsys_warning ("store: %s: offset of %s on %s/%d has %zu bytes",
+                      self->path, group, topic, queue, vlen);
+    rocksdb_free (v);
+    return rc;
+}
+
+int
+zr_store_log_read (zr_store_t *self, uint64_t after, int max,
+                   zr_store_log_fn *fn, void *arg)
+{
+    assert (self);
+    assert (fn);
+    if (max <= 0 || after == UINT64_MAX)
+        return 0;
+    unsigned char start [8];
+    s_put_be64 (start, after + 1);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf (self->db, self->ro, self->cf [CF_LOG]);
+    int count = 0;
+    for (rocksdb_iter_seek (it, (const char *) start, 8);
+         rocksdb_iter_valid (it) && count < max; rocksdb_iter_next (it)) {
+        size_t klen = 0, vlen = 0;
+        const char *key = rocksdb_iter_key (it, &klen);
+        if (klen != 8)
+            continue;
+        const char *val = rocksdb_iter_value (it, &vlen);
+        fn (s_get_be64 ((const unsigned char *) key), val, vlen, arg);
+        count++;
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error (it, &rerr);
+    if (rerr) {
+        zsys_error ("store: %s: reading log: %s", self->path, rerr);
+        rocksdb_free (rerr);
+        count = -1;
+    }
+    rocksdb_iter_destroy (it);
+    return count;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Disk
+
+int64_t
+zr_store_disk_free (zr_store_t *self)
+{
+    assert (self);
+    struct statvfs vfs;
+    if (statvfs (self->path, &vfs) != 0)
+        return -1;
+    return (int64_t) vfs.f_bavail * (int64_t) vfs.f_frsize;
+}
+
+int64_t
+zr_store_disk_used (zr_store_t *self)
+{
+    assert (self);
+    int64_t total = 0;
+    for (int i = 0; i < CF_COUNT; i++) {
+        char *v = rocksdb_property_value_cf (self->db, self->cf [i],
+                                             "rocksdb.total-sst-files-size");
+        if (v) {
+            total += strtoll (v, NULL, 10);
+            rocksdb_free (v);
+        }
+    }
+    DIR *dir = opendir (self->path);
+    if (!dir)
+        return -1;
+    struct dirent *ent;
+    while ((ent = readdir (dir))) {
+        size_t len = strlen (ent->d_name);
+        if (len < 5 || strcmp (ent->d_name + len - 4, ".log") != 0)
+            continue;
+        char *file = zsys_sprintf ("%s/%s", self->path, ent->d_name);
+        struct stat st;
+        if (file && stat (file, &st) == 0 && S_ISREG (st.st_mode))
+            total += (int64_t) st.st_size;
+        zstr_free (&file);
+    }
+    closedir (dir);
+    return total;
+}
