@@ -697,7 +697,7 @@ zr_store_batch_append (zr_store_t *self, const char *topic, int queue,
     assert (self);
     int tlen = s_topic_ok (topic);
     if (tlen < 0 || queue < 0 || offset < 0 || (!record && size)) {
-        zsys_warning ("store: append to '%s' queue %d offset %" PRId64
+        zsys_warning ("store: append to '%.40s' queue %d offset %" PRId64
                       " refused: bad topic, queue or offset",
                       topic ? topic : "", queue, offset);
         return;
@@ -735,7 +735,7 @@ zr_store_batch_offset (zr_store_t *self, const char *group,
     assert (self);
     if (s_topic_ok (topic) < 0 || !group || !*group
     ||  strlen (group) > STORE_GROUP_MAX || queue < 0) {
-        zsys_warning ("store: offset commit for group '%s' topic '%s' "
+        zsys_warning ("store: offset commit for group '%.40s' topic '%.40s' "
                       "refused: bad group, topic or queue",
                       group ? group : "", topic ? topic : "");
         return;
@@ -762,7 +762,7 @@ zr_store_batch_topic_put (zr_store_t *self, const char *topic, int queues)
     assert (self);
     int tlen = s_topic_ok (topic);
     if (tlen < 0 || queues < 0) {
-        zsys_warning ("store: topic '%s' with %d queues refused",
+        zsys_warning ("store: topic '%.40s' with %d queues refused",
                       topic ? topic : "", queues);
         return;
     }
@@ -787,7 +787,7 @@ zr_store_batch_topic_delete (zr_store_t *self, const char *topic)
     assert (self);
     int tlen = s_topic_ok (topic);
     if (tlen < 0) {
-        zsys_warning ("store: delete of topic '%s' refused: bad name",
+        zsys_warning ("store: delete of topic '%.40s' refused: bad name",
                       topic ? topic : "");
         return;
     }
