@@ -1,7 +1,11 @@
-/*  actors/main.c - placeholder until the CLI lands. */
-#include <zrocket.h>
+/*  actors/main.c - the `zrocket` executable: see actors/cli.c. */
+#include "actors/cli.h"
+
 int
 main (int argc, char *argv [])
 {
-    return 0;
+    //  CZMQ logs to stdout by default; stdout carries the commands'
+    //  results (send lines, consumed bodies), so logs go to stderr.
+    zsys_set_logstream (stderr);
+    return zr_cli_main (argc, argv);
 }

@@ -1,0 +1,248 @@
+/*  actors/cli.c - `zrocket` command dispatch, option parsing and the
+    helpers that the client commands share (see cli.h).
+*/
+#include "actors/cli.h"
+#include "client/client.h"
+
+static void
+s_main_usage (FILE *stream)
+{
+    fprintf (stream,
+        "usage: zrocket COMMAND [OPTIONS]\n"
+        "\n"
+        "zrocket %d.%d.%d, a brokered messaging fabric on ZeroMQ.\n"
+        "\n"
+        "Commands:\n"
+        "  dev          run a broker for a laptop (auto-creates topics)\n"
+        "  broker       run a broker in the foreground\n"
+        "  topic        create, list or delete topics\n"
+        "  send         send messages (BODY, or one per line of stdin)\n"
+        "  consume      print message bodies of a topic\n"
+        "  stats        print broker statistics\n"
+        "  msg          look a message up by store id\n"
+        "  ping         check that a broker answers\n"
+        "  bench        measure send and consume rates\n"
+        "\n"
+        "`zrocket COMMAND --help` describes a command. Exit status: 0 ok,\n"
+        "1 failure, 2 usage error (and see each command's help).\n",
+        ZROCKET_VERSION_MAJOR, ZROCKET_VERSION_MINOR, ZROCKET_VERSION_PATCH);
+}
+
+int
+zr_cli_main (int argc, char **argv)
+{
+    if (argc < 2) {
+        s_main_usage (stderr);
+        return 2;
+    }
+    const char *cmd = argv [1];
+    if (streq (cmd, "--help") || streq (cmd, "-h") || streq (cmd, "help")) {
+        s_main_usage (stdout);
+        return 0;
+    }
+    if (streq (cmd, "--version")) {
+        printf ("zrocket %d.%d.%d\n", ZROCKET_VERSION_MAJOR,
+                ZROCKET_VERSION_MINOR, ZROCKET_VERSION_PATCH);
+        return 0;
+    }
+    static const struct {
+        const char *name;
+        int (*fn) (int, char **);
+    } commands [] = {
+        { "broker", zr_cli_broker },
+        { "dev", zr_cli_dev },
+        { "topic", zr_cli_topic },
+        { "send", zr_cli_send },
+        { "consume", zr_cli_consume },
+        { "stats", zr_cli_stats },
+        { "msg", zr_cli_msg },
+        { "ping", zr_cli_ping },
+        { "bench", zr_cli_bench },
+    };
+    for (size_t i = 0; i < sizeof commands / sizeof commands [0]; i++)
+        if (streq (cmd, commands [i].name))
+            return commands [i].fn (argc - 1, argv + 1);
+    fprintf (stderr, "zrocket: unknown command '%s' (see zrocket --help)\n",
+             cmd);
+    return 2;
+}
+
+//  --------------------------------------------------------------------
+//  Options
+
+static int
+s_opt_index (const zr_cli_opt_t *opts, const char *name, size_t len)
+{
+    for (int i = 0; opts [i].name; i++)
+        if (strlen (opts [i].name) == len
+        &&  strncmp (opts [i].name, name, len) == 0)
+            return i;
+    return -1;
+}
+
+int
+zr_cli_parse (const char *cmd, const zr_cli_opt_t *opts, int max_pos,
+              int argc, char **argv, zr_cli_args_t *args)
+{
+    memset (args, 0, sizeof *args);
+    args->opts = opts;
+    bool only_pos = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv [i];
+        if (!only_pos && streq (arg, "--")) {
+            only_pos = true;
+            continue;
+        }
+        if (!only_pos && (streq (arg, "--help") || streq (arg, "-h"))) {
+            args->help = true;
+            continue;
+        }
+        if (!only_pos && strncmp (arg, "--", 2) == 0) {
+            const char *name = arg + 2;
+            const char *eq = strchr (name, '=');
+            size_t len = eq ? (size_t) (eq - name) : strlen (name);
+            int index = s_opt_index (opts, name, len);
+            if (index < 0 || index >= 32) {
+                fprintf (stderr,
+                         "zrocket %s: unknown flag '--%.*s' (see zrocket "
+                         "%s --help)\n", cmd, (int) len, name, cmd);
+                return -1;
+            }
+            const char *value = "";
+            if (opts [index].meta) {
+                if (eq)
+                    value = eq + 1;
+                else
+                if (i + 1 < argc)
+                    value = argv [++i];
+                else {
+                    fprintf (stderr, "zrocket %s: --%s needs a value\n",
+                             cmd, opts [index].name);
+                    return -1;
+                }
+            }
+            else
+            if (eq) {
+                fprintf (stderr, "zrocket %s: --%s takes no value\n", cmd,
+                         opts [index].name);
+                return -1;
+            }
+            args->value [index] = value;
+            if (!args->repeated [index])
+                args->repeated [index] = zlist_new ();
+            zlist_append (args->repeated [index], (void *) value);
+            continue;
+        }
+        if (args->npos >= max_pos || args->npos >= 16) {
+            fprintf (stderr, "zrocket %s: unexpected argument '%s' (see "
+                     "zrocket %s --help)\n", cmd, arg, cmd);
+            return -1;
+        }
+        args->pos [args->npos++] = arg;
+    }
+    return 0;
+}
+
+void
+zr_cli_args_free (zr_cli_args_t *args)
+{
+    for (int i = 0; i < 32; i++)
+        zlist_destroy (&args->repeated [i]);
+}
+
+const char *
+zr_cli_get (zr_cli_args_t *args, const char *name)
+{
+    int index = s_opt_index (args->opts, name, strlen (name));
+    return index >= 0 && index < 32 ? args->value [index] : NULL;
+}
+
+int
+zr_cli_get_int (zr_cli_args_t *args, const char *name, int64_t dflt,
+                int64_t min, int64_t max, int64_t *value)
+{
+    const char *text = zr_cli_get (args, name);
+    if (!text) {
+        *value = dflt;
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll (text, &end, 10);
+    if (!*text || *end || errno) {
+        fprintf (stderr, "zrocket: --%s: '%s' is not a number\n", name,
+                 text);
+        return -1;
+    }
+    if (v < min || v > max) {
+        fprintf (stderr, "zrocket: --%s: %lld is out of range (%lld..%lld)\n",
+                 name, v, (long long) min, (long long) max);
+        return -1;
+    }
+    *value = v;
+    return 0;
+}
+
+void
+zr_cli_usage (FILE *stream, const char *synopsis, const char *text,
+              const zr_cli_opt_t *opts)
+{
+    fprintf (stream, "usage: %s\n\n%s\n", synopsis, text);
+    if (opts && opts [0].name) {
+        fprintf (stream, "\nOptions:\n");
+        for (int i = 0; opts [i].name; i++) {
+            char left [64];
+            snprintf (left, sizeof left, "--%s%s%s", opts [i].name,
+                      opts [i].meta ? " " : "",
+                      opts [i].meta ? opts [i].meta : "");
+            fprintf (stream, "  %-22s %s\n", left, opts [i].help);
+        }
+    }
+    fprintf (stream, "  %-22s %s\n", "--help", "print this help");
+}
+
+int
+zr_cli_client_opts (zr_cli_args_t *args, const char **endpoint,
+                    int *timeout_ms)
+{
+    const char *ep = zr_cli_get (args, "broker");
+    if (!ep)
+        ep = getenv ("ZR_BROKER");
+    if (!ep || !*ep)
+        ep = ZR_DEFAULT_ENDPOINT;
+    if (!strstr (ep, "://")) {
+        fprintf (stderr, "zrocket: --broker: '%s' is not an endpoint "
+                 "(like tcp://127.0.0.1:10911)\n", ep);
+        return -1;
+    }
+    *endpoint = ep;
+    int64_t t;
+    if (zr_cli_get_int (args, "timeout-ms", 3000, 1, 3600000, &t))
+        return -1;
+    *timeout_ms = (int) t;
+    return 0;
+}
+
+int
+zr_cli_ping_broker (const char *endpoint, int timeout_ms, char **group)
+{
+    zr_client_t *client = zr_client_new (endpoint);
+    if (!client) {
+        fprintf (stderr, "zrocket: cannot connect to '%s'\n", endpoint);
+        return -1;
+    }
+    zr_client_begin (client, "PING", 0);
+    zr_reply_t *reply = zr_client_call (client, NULL, 0, timeout_ms);
+    int rc = 0;
+    if (!reply) {
+        fprintf (stderr, "zrocket: no broker answering at %s within %d ms\n",
+                 endpoint, timeout_ms);
+        rc = -1;
+    }
+    else
+    if (group)
+        *group = zr_field_strdup (zr_reply_header (reply), "broker");
+    zr_reply_destroy (&reply);
+    zr_client_destroy (&client);
+    return rc;
+}

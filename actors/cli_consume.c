@@ -1,0 +1,357 @@
+/*  actors/cli_consume.c - `zrocket consume`: prints message bodies of a
+    topic, one per line, in queue order per queue.
+
+    Every queue has one long-polling PULL in flight at a time (all on one
+    DEALER, matched by rid), so a message stored on any queue is printed
+    the moment the broker answers, and queue order holds because a queue's
+    next PULL goes out only after its previous reply. With --group the
+    position of each queue starts at the group's committed offset, and
+    offsets are committed after every printed batch.
+*/
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE             //  strptime, timegm
+#endif
+#include <time.h>
+#include "actors/cli.h"
+#include "client/client.h"
+
+#define S_PULL_WAIT 1000        //  ms a PULL waits on the broker
+#define S_PULL_MAX 256          //  messages per PULL
+
+static const zr_cli_opt_t s_opts [] = {
+    { "topic", "TOPIC", "topic to read (required)" },
+    { "group", "GROUP", "consumer group: start at its committed offsets "
+                        "and commit" },
+    { "from", "WHERE", "first | last (default) | TIME: where to start" },
+    { "count", "N", "stop after N messages (exit 2 if fewer arrive)" },
+    { "timeout", "SECONDS", "stop after this long without a message "
+                            "(default 5)" },
+    ZR_CLI_CLIENT_OPTS,
+    { NULL, NULL, NULL }
+};
+
+typedef struct {
+    int64_t pos;                //  next offset to read
+    int64_t committed;          //  last committed (group), or -1
+    uint64_t rid;               //  rid of the PULL in flight, 0: none
+    int64_t sent_at;            //  when it went out (mono ms)
+} s_queue_t;
+
+//  Parses --from TIME: ms since the epoch, or ISO-8601 local time
+//  "YYYY-MM-DDTHH:MM[:SS]" (a trailing Z means UTC). Returns 0 or -1.
+static int
+s_parse_time (const char *text, int64_t *ms)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll (text, &end, 10);
+    if (*text && !*end && !errno && v >= 0) {
+        *ms = v;
+        return 0;
+    }
+    struct tm tm;
+    memset (&tm, 0, sizeof tm);
+    const char *formats [] = { "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
+                               "%Y-%m-%dT%H:%M", "%Y-%m-%d", NULL };
+    for (int i = 0; formats [i]; i++) {
+        memset (&tm, 0, sizeof tm);
+        const char *rest = strptime (text, formats [i], &tm);
+        if (!rest)
+            continue;
+        time_t t;
+        if (streq (rest, "Z"))
+            t = timegm (&tm);
+        else
+        if (*rest == 0) {
+            tm.tm_isdst = -1;
+            t = mktime (&tm);
+        }
+        else
+            continue;
+        if (t == (time_t) -1)
+            return -1;
+        *ms = (int64_t) t * 1000;
+        return 0;
+    }
+    return -1;
+}
+
+//  Sends the PULL of queue q. Returns 0 or -1.
+static int
+s_pull (zr_client_t *client, const char *topic, int q, s_queue_t *queue,
+        int64_t max_count, int wait)
+{
+    zr_enc_t *enc = zr_client_begin (client, "PULL", 5);
+    zr_enc_kstr (enc, "topic", topic);
+    zr_enc_kint (enc, "queue", q);
+    zr_enc_kint (enc, "offset", queue->pos);
+    zr_enc_kint (enc, "max_count", max_count);
+    zr_enc_kint (enc, "wait", wait);
+    queue->rid = zr_client_rid (client);
+    queue->sent_at = zclock_mono ();
+    return zr_client_send (client, NULL, NULL, 0);
+}
+
+int
+zr_cli_consume (int argc, char **argv)
+{
+    zr_cli_args_t args;
+    if (zr_cli_parse ("consume", s_opts, 0, argc, argv, &args)) {
+        zr_cli_args_free (&args);
+        return 2;
+    }
+    int rc = 2;
+    zr_client_t *client = NULL;
+    zr_consumer_t *consumer = NULL;
+    zr_reply_t *reply = NULL;
+    s_queue_t *queues = NULL;
+    if (args.help) {
+        zr_cli_usage (stdout,
+            "zrocket consume --topic TOPIC [--group GROUP] "
+            "[--from first|last|TIME]\n"
+            "                       [--count N] [--timeout SECONDS]",
+            "Prints one message body per line, in queue order per queue.\n"
+            "Without --group it reads every queue of the topic from --from\n"
+            "and commits nothing. With --group, --from applies only to\n"
+            "queues where the group has no committed offset, and offsets\n"
+            "are committed after each batch printed.\n"
+            "--from first: each queue's oldest message; last (default): only\n"
+            "messages stored from now on; TIME (ms since the epoch, or local\n"
+            "time like 2026-11-22T10:00:00, Z for UTC): messages stored at or\n"
+            "after TIME (there is no time index yet: this scans each queue\n"
+            "from its oldest message).\n"
+            "Exit status: 0 after N messages, or at the idle timeout without\n"
+            "--count; 2 when --count was given and fewer arrived; 1 on\n"
+            "errors.", s_opts);
+        rc = 0;
+        goto done;
+    }
+    const char *topic = zr_cli_get (&args, "topic");
+    const char *group = zr_cli_get (&args, "group");
+    const char *from = zr_cli_get (&args, "from");
+    if (!topic || !*topic) {
+        fprintf (stderr, "zrocket consume: --topic is required\n");
+        goto done;
+    }
+    if (group && !*group) {
+        fprintf (stderr, "zrocket consume: --group: empty name\n");
+        goto done;
+    }
+    if (!from)
+        from = "last";
+    int64_t since = -1;         //  --from TIME, ms
+    if (!streq (from, "first") && !streq (from, "last")
+    &&  s_parse_time (from, &since)) {
+        fprintf (stderr, "zrocket consume: --from: '%s' is not first, last, "
+                 "ms since the epoch or a time like 2026-11-22T10:00:00\n",
+                 from);
+        goto done;
+    }
+    int64_t count;
+    if (zr_cli_get_int (&args, "count", 0, 1, INT64_MAX, &count))
+        goto done;
+    bool has_count = zr_cli_get (&args, "count") != NULL;
+    double idle_s = 5;
+    const char *timeout_text = zr_cli_get (&args, "timeout");
+    if (timeout_text) {
+        char *end = NULL;
+        idle_s = strtod (timeout_text, &end);
+        if (!*timeout_text || *end || !(idle_s >= 0) || idle_s > 1e6) {
+            fprintf (stderr, "zrocket consume: --timeout: '%s' is not a "
+                     "number of seconds\n", timeout_text);
+            goto done;
+        }
+    }
+    int64_t idle_ms = (int64_t) (idle_s * 1000);
+    const char *endpoint;
+    int timeout_ms;
+    if (zr_cli_client_opts (&args, &endpoint, &timeout_ms))
+        goto done;
+    rc = 1;
+    client = zr_client_new (endpoint);
+    consumer = zr_consumer_new (endpoint);
+    if (!client || !consumer) {
+        fprintf (stderr, "zrocket: cannot connect to '%s'\n", endpoint);
+        goto done;
+    }
+    zr_consumer_set_timeout (consumer, timeout_ms);
+
+    //  Queues and their bounds
+    zr_enc_t *enc = zr_client_begin (client, "TOPIC_INFO", 1);
+    zr_enc_kstr (enc, "topic", topic);
+    reply = zr_client_call (client, NULL, 0, timeout_ms);
+    if (!reply) {
+        fprintf (stderr, "zrocket: no broker answering at %s within %d ms\n",
+                 endpoint, timeout_ms);
+        goto done;
+    }
+    if (zr_reply_status (reply) != ZR_OK) {
+        const char *reason = zr_reply_reason (reply);
+        fprintf (stderr, "zrocket consume: %s%s%s\n",
+                 zr_reply_status_str (reply), *reason ? ": " : "", reason);
+        goto done;
+    }
+    const zr_obj_t *offsets = zr_obj_get (zr_reply_header (reply),
+                                          "offsets");
+    int64_t nqueues = 0;
+    zr_field_int (zr_reply_header (reply), "queues", &nqueues);
+    if (nqueues <= 0 || nqueues > 65536
+    ||  zr_obj_size (offsets) != (size_t) nqueues) {
+        fprintf (stderr, "zrocket consume: broker's TOPIC_INFO reply has no "
+                 "usable queues/offsets\n");
+        goto done;
+    }
+    queues = (s_queue_t *) zmalloc (nqueues * sizeof *queues);
+    for (int q = 0; q < nqueues; q++) {
+        const zr_obj_t *pair = zr_obj_at (offsets, q);
+        int64_t min = 0, max = 0;
+        zr_obj_int (zr_obj_at (pair, 0), &min);
+        zr_obj_int (zr_obj_at (pair, 1), &max);
+        queues [q].pos = streq (from, "last") ? max : min;
+        queues [q].committed = -1;
+        if (group) {
+            int64_t committed = -1;
+            if (zr_consumer_committed (consumer, group, topic, q,
+                                       &committed)) {
+                fprintf (stderr, "zrocket consume: cannot read group '%s' "
+                         "offset of %s queue %d\n", group, topic, q);
+                goto done;
+            }
+            if (committed >= 0) {
+                queues [q].pos = committed;
+                queues [q].committed = committed;
+            }
+        }
+    }
+    zr_reply_destroy (&reply);
+
+    int64_t printed = 0;
+    int64_t last_msg = zclock_mono ();
+    for (int q = 0; q < nqueues; q++)
+        if (s_pull (client, topic, q, &queues [q], S_PULL_MAX, 0)) {
+            fprintf (stderr, "zrocket: no broker answering at %s\n",
+                     endpoint);
+            goto done;
+        }
+    rc = -1;
+    while (rc < 0 && !zsys_interrupted) {
+        int64_t now = zclock_mono ();
+        int64_t idle_left = last_msg + idle_ms - now;
+        if (idle_left <= 0)
+            break;
+        reply = zr_client_recv (client, (int) idle_left);
+        if (!reply) {
+            if (zsys_interrupted)
+                break;
+            //  A PULL overdue by more than the request timeout: no broker
+            now = zclock_mono ();
+            for (int q = 0; q < nqueues; q++)
+                if (queues [q].rid
+                &&  now - queues [q].sent_at > S_PULL_WAIT + timeout_ms) {
+                    fprintf (stderr, "zrocket: no broker answering at %s "
+                             "within %d ms\n", endpoint, timeout_ms);
+                    rc = 1;
+                }
+            continue;
+        }
+        int q;
+        for (q = 0; q < nqueues; q++)
+            if (queues [q].rid && queues [q].rid == zr_reply_rid (reply))
+                break;
+        if (q == nqueues) {
+            zr_reply_destroy (&reply);
+            continue;
+        }
+        queues [q].rid = 0;
+        s_queue_t *queue = &queues [q];
+        const zr_obj_t *hdr = zr_reply_header (reply);
+        zr_status_t status = zr_reply_status (reply);
+        bool progressed = false;
+        if (status == ZR_OK) {
+            const zr_obj_t *msgs = zr_obj_get (hdr, "msgs");
+            size_t n = zr_obj_size (msgs);
+            for (size_t i = 0; i < n; i++) {
+                zframe_t *body = i < zr_reply_bodies (reply)
+                    ? zr_reply_body (reply, i) : NULL;
+                zr_message_t *msg = zr_message_from_wire (zr_obj_at (msgs, i),
+                                                          body);
+                if (!msg) {
+                    fprintf (stderr, "zrocket consume: bad message in the "
+                             "broker's reply (queue %d)\n", q);
+                    rc = 1;
+                    break;
+                }
+                if (since < 0 || zr_message_stored (msg) >= since) {
+                    fwrite (zr_message_body (msg), 1, zr_message_size (msg),
+                            stdout);
+                    fputc ('\n', stdout);
+                    printed++;
+                    last_msg = zclock_mono ();
+                }
+                queue->pos = zr_message_offset (msg) + 1;
+                progressed = true;
+                last_msg = zclock_mono ();      //  scanning is not idle
+                zr_message_destroy (&msg);
+                if (has_count && printed >= count)
+                    break;
+            }
+            if (rc < 0 && !(has_count && printed >= count)) {
+                int64_t next;
+                if (zr_field_int (hdr, "next", &next) == ZR_FIELD_OK
+                &&  next > queue->pos)
+                    queue->pos = next;
+            }
+            fflush (stdout);
+        }
+        else
+        if (status == ZR_OFFSET_OUT_OF_RANGE) {
+            int64_t min = 0, max = 0;
+            zr_field_int (hdr, "min", &min);
+            zr_field_int (hdr, "max", &max);
+            queue->pos = queue->pos < min ? min : max;
+        }
+        else
+        if (status != ZR_NO_NEW_MSG) {
+            const char *reason = zr_reply_reason (reply);
+            fprintf (stderr, "zrocket consume: queue %d: %s%s%s\n", q,
+                     zr_reply_status_str (reply), *reason ? ": " : "",
+                     reason);
+            rc = 1;
+        }
+        zr_reply_destroy (&reply);
+        if (progressed && group && queue->pos != queue->committed) {
+            if (zr_consumer_commit (consumer, group, topic, q, queue->pos)) {
+                fprintf (stderr, "zrocket consume: commit of group '%s' "
+                         "queue %d failed\n", group, q);
+                rc = 1;
+            }
+            else
+                queue->committed = queue->pos;
+        }
+        if (has_count && printed >= count)
+            rc = 0;
+        if (rc < 0) {
+            int64_t left = last_msg + idle_ms - zclock_mono ();
+            int wait = left < S_PULL_WAIT ? (int) (left > 0 ? left : 0)
+                                          : S_PULL_WAIT;
+            int64_t max_count = S_PULL_MAX;
+            if (has_count && count - printed < max_count)
+                max_count = count - printed;
+            if (s_pull (client, topic, q, queue, max_count, wait)) {
+                fprintf (stderr, "zrocket: no broker answering at %s\n",
+                         endpoint);
+                rc = 1;
+            }
+        }
+    }
+    if (rc < 0)
+        rc = has_count && printed < count ? 2 : 0;
+done:
+    fflush (stdout);
+    zr_reply_destroy (&reply);
+    zr_consumer_destroy (&consumer);
+    zr_client_destroy (&client);
+    free (queues);
+    zr_cli_args_free (&args);
+    return rc;
+}
