@@ -1,0 +1,1881 @@
+/*  broker/broker.c - the broker actor: a ROUTER that serves the commands
+    of docs/protocol.md over the RocksDB store.
+
+    Pipe commands (see include/zrocket.h):
+        START       -> OK | ERROR reason
+        ENDPOINTS   -> OK endpoint...
+        DATA        -> OK path
+        GROUP       -> OK name
+        STATS       -> OK json
+        $TERM       -> (exits)
+
+    Group commit: one turn of the loop reads every request waiting on the
+    ROUTER (up to batch-max sends), puts each valid SEND into the store's
+    open batch with its offset reserved in memory, and commits the batch
+    with one WAL write before answering the sends. Any other command first
+    commits the open batch, so a client sees its own writes in order. A
+    failed commit rolls the reserved offsets back and answers STORE_ERROR:
+    nothing of that batch was stored.
+
+    Long polling: a PULL at a queue's end with a wait is parked; the
+    commit that stores a message in its queue answers it, or its deadline
+    does.
+
+    Record format in the store: meta length (4 bytes BE) | meta (msgpack
+    map, the message map of protocol.md) | body. A PULL reply copies meta
+    maps into its header as they are, and bodies into frames.
+*/
+#include <zrocket.h>
+#include "transport/codec.h"
+#include "transport/transport.h"
+#include "store/store.h"
+#include "actors/settings.h"
+
+#define HEADER_MAX (64 * 1024)
+#define BATCH_BYTES_MAX (16 * 1024 * 1024)
+#define PULL_COUNT_DEFAULT 32
+#define PULL_COUNT_MAX 1024
+#define PULL_BYTES_DEFAULT (4 * 1024 * 1024)
+#define PULL_WAIT_MAX 60000
+#define QUEUES_MAX 1024
+#define IDENTITY_MAX 256
+#define FRAMES_MAX 8
+#define DISK_CHECK_MS 1000
+
+typedef struct _waiter_t waiter_t;
+
+typedef struct {
+    int64_t min;            //  first stored offset
+    int64_t max;            //  one past the last committed offset
+    int64_t next;           //  next offset to reserve (>= max)
+    size_t waiting;         //  parked pulls on this queue
+    bool touched;           //  got messages in the open batch
+} queue_t;
+
+typedef struct {
+    char *name;
+    int queues;
+    queue_t *queue;         //  array of queues
+    uint32_t round_robin;
+} topic_t;
+
+//  A client, by routing id: counts its unanswered requests.
+typedef struct {
+    char key [IDENTITY_MAX * 2 + 1];
+    int inflight;
+} client_t;
+
+//  Where a reply goes.
+typedef struct {
+    uint8_t identity [IDENTITY_MAX];
+    size_t identity_size;
+    bool delimiter;         //  REQ peer: reply needs an empty frame
+    uint64_t rid;
+    client_t *client;       //  counted against max-inflight, or NULL
+} route_t;
+
+//  A send in the open batch, answered after the commit.
+typedef struct {
+    route_t route;
+    bool oneway;
+    char id [ZR_MSG_ID_LEN + 1];
+    topic_t *topic;
+    int queue;
+    int64_t offset;
+} pending_t;
+
+struct _waiter_t {
+    route_t route;
+    char *topic;
+    int queue;
+    int64_t offset;
+    int max_count;
+    size_t max_bytes;
+    int64_t deadline;       //  zclock_mono ms
+};
+
+//  Counters for STATS.
+typedef struct {
+    uint64_t requests;
+    uint64_t sends_ok;
+    uint64_t sends_rejected;
+    uint64_t oneway_rejected;
+    uint64_t bytes_in;
+    uint64_t pulls;
+    uint64_t msgs_out;
+    uint64_t bytes_out;
+    uint64_t commits;
+    uint64_t commit_errors;
+    uint64_t malformed;
+    uint64_t busy;
+    uint64_t unroutable;
+    uint64_t reply_dropped;
+    uint64_t long_polls;
+} stats_t;
+
+typedef struct {
+    zsock_t *pipe;
+    zsock_t *router;
+    zr_store_t *store;
+    zconfig_t *cfg;         //  our copy of the settings
+    bool terminated;
+    bool started;
+
+    //  settings
+    char *data;
+    char *group_opt;
+    bool flush_sync;
+    bool auto_create;
+    int default_queues;
+    int64_t max_msg_size;
+    int max_inflight;
+    int batch_max;
+    int64_t min_free;
+
+    zlistx_t *endpoints;    //  bound endpoints (char *)
+    zhashx_t *topics;       //  name -> topic_t
+    zhashx_t *clients;      //  key -> client_t, while inflight > 0
+    zlistx_t *waiters;      //  waiter_t, in arrival order
+
+    pending_t *pending;     //  open batch's sends
+    size_t pending_count;
+    size_t pending_cap;
+
+    zr_enc_t *enc;          //  reply encoder
+    zr_enc_t *rec;          //  record encoder
+    zchunk_t *scratch;      //  PULL meta maps
+    zlistx_t *bodies;       //  PULL body frames
+
+    bool disk_full;
+    int64_t disk_free;
+    int64_t disk_checked;
+    uint64_t id_counter;
+    uint8_t id_prefix [8];
+    stats_t stats;
+} broker_t;
+
+//  --------------------------------------------------------------------
+//  Names and ids
+
+static bool
+s_valid_name (const char *s, size_t len)
+{
+    if (len == 0 || len > ZR_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s [i];
+        if (!(isalnum ((unsigned char) c) || c == '_' || c == '-'
+        ||    c == '%' || c == '|'))
+            return false;
+    }
+    return true;
+}
+
+static bool
+s_valid_id (const char *s, size_t len)
+{
+    if (len != ZR_MSG_ID_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isxdigit ((unsigned char) s [i]))
+            return false;
+    return true;
+}
+
+static void
+s_make_id (broker_t *self, char *out)
+{
+    uint64_t n = ++self->id_counter;
+    uint64_t now = (uint64_t) zclock_time ();
+    snprintf (out, ZR_MSG_ID_LEN + 1,
+              "%02x%02x%02x%02x%08x%016" PRIx64,
+              self->id_prefix [0], self->id_prefix [1],
+              self->id_prefix [2], self->id_prefix [3],
+              (uint32_t) (now / 1000), n);
+}
+
+static uint32_t
+s_fnv1a (const char *s, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t) s [i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+//  --------------------------------------------------------------------
+//  Topics in memory
+
+static void
+s_topic_destroy (topic_t **self_p)
+{
+    if (*self_p) {
+        free ((*self_p)->name);
+        free ((*self_p)->queue);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+static void
+s_topic_free (void **item)
+{
+    s_topic_destroy ((topic_t **) item);
+}
+
+static topic_t *
+s_topic_add (broker_t *self, const char *name, int queues)
+{
+    topic_t *topic = (topic_t *) zmalloc (sizeof (topic_t));
+    topic->name = strdup (name);
+    topic->queues = queues;
+    topic->queue = (queue_t *) zmalloc (sizeof (queue_t) * queues);
+    for (int q = 0; q < queues; q++) {
+        int64_t min = 0, max = 0;
+        if (self->store
+        &&  zr_store_queue_bounds (self->store, name, q, &min, &max) == -1)
+            zsys_warning ("broker: cannot read bounds of %s/%d", name, q);
+        topic->queue [q].min = min;
+        topic->queue [q].max = max;
+        topic->queue [q].next = max;
+    }
+    zhashx_update (self->topics, name, topic);
+    return topic;
+}
+
+//  Grows a topic's queue array.
+static void
+s_topic_grow (topic_t *topic, int queues)
+{
+    topic->queue = (queue_t *) realloc (topic->queue,
+                                        sizeof (queue_t) * queues);
+    memset (topic->queue + topic->queues, 0,
+            sizeof (queue_t) * (queues - topic->queues));
+    topic->queues = queues;
+}
+
+static void
+s_load_topic (const char *name, int queues, void *arg)
+{
+    broker_t *self = (broker_t *) arg;
+    if (queues < 1 || queues > QUEUES_MAX) {
+        zsys_warning ("broker: topic '%s' has %d queues in the store, "
+                      "ignored", name, queues);
+        return;
+    }
+    s_topic_add (self, name, queues);
+}
+
+//  --------------------------------------------------------------------
+//  Clients and replies
+
+static void
+s_route_key (const route_t *route, char *key)
+{
+    static const char hex [] = "0123456789abcdef";
+    for (size_t i = 0; i < route->identity_size; i++) {
+        key [i * 2] = hex [route->identity [i] >> 4];
+        key [i * 2 + 1] = hex [route->identity [i] & 15];
+    }
+    key [route->identity_size * 2] = 0;
+}
+
+//  Counts a request against its client; returns -1 when over the cap.
+static int
+s_client_take (broker_t *self, route_t *route)
+{
+    char key [IDENTITY_MAX * 2 + 1];
+    s_route_key (route, key);
+    client_t *client = (client_t *) zhashx_lookup (self->clients, key);
+    if (!client) {
+        client = (client_t *) zmalloc (sizeof (client_t));
+        strcpy (client->key, key);
+        zhashx_insert (self->clients, key, client);
+    }
+    if (client->inflight >= self->max_inflight)
+        return -1;
+    client->inflight++;
+    route->client = client;
+    return 0;
+}
+
+static void
+s_client_release (broker_t *self, route_t *route)
+{
+    client_t *client = route->client;
+    if (!client)
+        return;
+    route->client = NULL;
+    if (--client->inflight <= 0)
+        zhashx_delete (self->clients, client->key);
+}
+
+//  Sends the encoder's header plus body frames to route. Never blocks:
+//  an unroutable peer (gone) or a full pipe is counted and logged.
+static void
+s_send_reply (broker_t *self, route_t *route, zlistx_t *bodies)
+{
+    void *handle = zsock_resolve (self->router);
+    bool more_bodies = bodies && zlistx_size (bodies) > 0;
+    int rc = zmq_send (handle, route->identity, route->identity_size,
+                       ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc == -1) {
+        if (zmq_errno () == EHOSTUNREACH)
+            self->stats.unroutable++;
+        else {
+            self->stats.reply_dropped++;
+            zsys_warning ("broker: reply to client dropped: %s",
+                          zmq_strerror (zmq_errno ()));
+        }
+        s_client_release (self, route);
+        return;
+    }
+    if (route->delimiter)
+        zmq_send (handle, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (handle, zr_enc_data (self->enc), zr_enc_size (self->enc),
+              (more_bodies ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+    if (more_bodies) {
+        size_t left = zlistx_size (bodies);
+        zframe_t *frame = (zframe_t *) zlistx_first (bodies);
+        while (frame) {
+            left--;
+            zmq_send (handle, zframe_data (frame), zframe_size (frame),
+                      (left ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT);
+            frame = (zframe_t *) zlistx_next (bodies);
+        }
+    }
+    s_client_release (self, route);
+}
+
+//  Starts a reply header with `fields` extra entries after v, type, rid,
+//  status (and reason when given).
+static void
+s_reply_begin (broker_t *self, route_t *route, zr_status_t status,
+               const char *reason, size_t fields)
+{
+    zr_enc_reset (self->enc);
+    zr_enc_map (self->enc, 4 + (reason ? 1 : 0) + fields);
+    zr_enc_kint (self->enc, "v", ZR_PROTOCOL_VERSION);
+    zr_enc_kstr (self->enc, "type", "reply");
+    zr_enc_kint (self->enc, "rid", (int64_t) route->rid);
+    zr_enc_kstr (self->enc, "status", zr_status_str (status));
+    if (reason)
+        zr_enc_kstr (self->enc, "reason", reason);
+}
+
+//  Error reply with a formatted reason.
+static void
+s_reply_error (broker_t *self, route_t *route, zr_status_t status,
+               const char *format, ...)
+{
+    char reason [512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (reason, sizeof reason, format, args);
+    va_end (args);
+    s_reply_begin (self, route, status, reason, 0);
+    s_send_reply (self, route, NULL);
+}
+
+static void
+s_reply_ok (broker_t *self, route_t *route)
+{
+    s_reply_begin (self, route, ZR_OK, NULL, 0);
+    s_send_reply (self, route, NULL);
+}
+
+//  --------------------------------------------------------------------
+//  Request parsing helpers: each returns 0, or replies an error and
+//  returns -1.
+
+static int
+s_need_str (broker_t *self, route_t *route, const zr_obj_t *h,
+            const char *key, char *buf, size_t size, bool required)
+{
+    int rc = zr_field_strbuf (h, key, buf, size);
+    if (rc == ZR_FIELD_OK)
+        return 0;
+    if (rc == ZR_FIELD_MISSING && !required) {
+        buf [0] = 0;
+        return 0;
+    }
+    if (rc == ZR_FIELD_MISSING)
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "missing field '%s'", key);
+    else
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "field '%s' must be a string of at most %zu bytes",
+                       key, size - 1);
+    return -1;
+}
+
+static int
+s_need_int (broker_t *self, route_t *route, const zr_obj_t *h,
+            const char *key, int64_t *value, bool required,
+            int64_t dflt, int64_t lo, int64_t hi)
+{
+    int rc = zr_field_int (h, key, value);
+    if (rc == ZR_FIELD_MISSING && !required) {
+        *value = dflt;
+        return 0;
+    }
+    if (rc == ZR_FIELD_MISSING) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "missing field '%s'", key);
+        return -1;
+    }
+    if (rc != ZR_FIELD_OK) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "field '%s' must be an integer", key);
+        return -1;
+    }
+    if (*value < lo || *value > hi) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "field '%s' is %" PRId64 ", must be %" PRId64
+                       "..%" PRId64, key, *value, lo, hi);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_need_name (broker_t *self, route_t *route, const zr_obj_t *h,
+             const char *key, char *buf)
+{
+    if (s_need_str (self, route, h, key, buf, ZR_NAME_MAX + 1 + 1, true))
+        return -1;
+    if (!s_valid_name (buf, strlen (buf))) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "'%s' is not a valid %s name (1-%d characters of "
+                       "A-Z a-z 0-9 _ - %% |)", buf, key, ZR_NAME_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+//  Finds the topic and queue named in a request, or replies an error.
+static topic_t *
+s_need_queue (broker_t *self, route_t *route, const zr_obj_t *h,
+              int64_t *queue)
+{
+    char name [ZR_NAME_MAX + 2];
+    if (s_need_name (self, route, h, "topic", name))
+        return NULL;
+    if (s_need_int (self, route, h, "queue", queue, true, 0, 0, INT32_MAX))
+        return NULL;
+    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
+    if (!topic) {
+        s_reply_error (self, route, ZR_TOPIC_NOT_FOUND,
+                       "topic '%s' does not exist", name);
+        return NULL;
+    }
+    if (*queue >= topic->queues) {
+        s_reply_error (self, route, ZR_QUEUE_NOT_FOUND,
+                       "topic '%s' has queues 0..%d, not %" PRId64, name,
+                       topic->queues - 1, *queue);
+        return NULL;
+    }
+    return topic;
+}
+
+//  --------------------------------------------------------------------
+//  Group commit
+
+static void s_wake_waiters (broker_t *self);
+
+static void
+s_batch_commit (broker_t *self)
+{
+    if (zr_store_batch_ops (self->store) == 0 && self->pending_count == 0)
+        return;
+    char *err = NULL;
+    int rc = zr_store_commit (self->store, self->flush_sync, &err);
+    if (rc == 0)
+        self->stats.commits++;
+    else {
+        self->stats.commit_errors++;
+        zsys_error ("broker: commit failed: %s", err ? err : "?");
+    }
+    //  Settle reserved offsets.
+    for (size_t i = 0; i < self->pending_count; i++) {
+        pending_t *p = &self->pending [i];
+        queue_t *q = &p->topic->queue [p->queue];
+        if (rc == 0)
+            q->max = q->next;
+        else
+            q->next = q->max;
+    }
+    for (size_t i = 0; i < self->pending_count; i++) {
+        pending_t *p = &self->pending [i];
+        if (p->oneway) {
+            if (rc != 0)
+                self->stats.oneway_rejected++;
+            continue;
+        }
+        if (rc == 0) {
+            char store_id [ZR_STORE_ID_MAX + 1];
+            snprintf (store_id, sizeof store_id, "%s:%s:%d:%" PRId64,
+                      zr_store_group (self->store), p->topic->name,
+                      p->queue, p->offset);
+            s_reply_begin (self, &p->route, ZR_SEND_OK, NULL, 6);
+            zr_enc_kstr (self->enc, "id", p->id);
+            zr_enc_kstr (self->enc, "store_id", store_id);
+            zr_enc_kstr (self->enc, "topic", p->topic->name);
+            zr_enc_kint (self->enc, "queue", p->queue);
+            zr_enc_kint (self->enc, "offset", p->offset);
+            zr_enc_kstr (self->enc, "flush",
+                         self->flush_sync ? "sync" : "async");
+            s_send_reply (self, &p->route, NULL);
+            self->stats.sends_ok++;
+        }
+        else {
+            s_reply_error (self, &p->route, ZR_STORE_ERROR,
+                           "store write failed, message not stored: %s",
+                           err ? err : "?");
+            self->stats.sends_rejected++;
+        }
+    }
+    zstr_free (&err);
+    self->pending_count = 0;
+    if (rc == 0)
+        s_wake_waiters (self);
+    //  Clear touched marks
+    topic_t *topic = (topic_t *) zhashx_first (self->topics);
+    while (topic) {
+        for (int q = 0; q < topic->queues; q++)
+            topic->queue [q].touched = false;
+        topic = (topic_t *) zhashx_next (self->topics);
+    }
+}
+
+//  Creates a topic and commits it at once. Returns the topic or NULL
+//  with *reason set.
+static topic_t *
+s_topic_create (broker_t *self, const char *name, int queues,
+                const char **reason)
+{
+    s_batch_commit (self);
+    zr_store_batch_topic_put (self->store, name, queues);
+    char *err = NULL;
+    if (zr_store_commit (self->store, self->flush_sync, &err)) {
+        zsys_error ("broker: cannot create topic %s: %s", name, err);
+        zstr_free (&err);
+        *reason = "store write failed";
+        return NULL;
+    }
+    self->stats.commits++;
+    return s_topic_add (self, name, queues);
+}
+
+//  --------------------------------------------------------------------
+//  Commands
+
+static void
+s_cmd_ping (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    s_reply_begin (self, route, ZR_OK, NULL, 3);
+    zr_enc_kstr (self->enc, "broker", zr_store_group (self->store));
+    zr_enc_kstr (self->enc, "version", "0.1.0");
+    zr_enc_kint (self->enc, "time", zclock_time ());
+    s_send_reply (self, route, NULL);
+}
+
+//  Writes the props map of a SEND header into the record encoder.
+//  Returns 0 or -1 (bad props: replied).
+static int
+s_encode_props (broker_t *self, route_t *route, const zr_obj_t *props)
+{
+    if (!props || zr_obj_is_nil (props)) {
+        zr_enc_map (self->rec, 0);
+        return 0;
+    }
+    if (!zr_obj_is_map (props)) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "field 'props' must be a map of strings");
+        return -1;
+    }
+    size_t n = zr_obj_size (props);
+    zr_enc_map (self->rec, n);
+    for (size_t i = 0; i < n; i++) {
+        const char *k, *v;
+        size_t klen, vlen;
+        if (zr_obj_str (zr_obj_key_at (props, i), &k, &klen)
+        ||  zr_obj_str (zr_obj_val_at (props, i), &v, &vlen)) {
+            s_reply_error (self, route, ZR_MALFORMED,
+                           "field 'props' must be a map of strings");
+            return -1;
+        }
+        zr_enc_strn (self->rec, k, klen);
+        zr_enc_strn (self->rec, v, vlen);
+    }
+    return 0;
+}
+
+static void
+s_cmd_send (broker_t *self, route_t *route, const zr_obj_t *h,
+            zmq_msg_t *bodies, size_t body_count)
+{
+    bool oneway = false;
+    if (zr_field_bool (h, "oneway", &oneway) == ZR_FIELD_TYPE) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "field 'oneway' must be a boolean");
+        return;
+    }
+    if (oneway)
+        route->rid = UINT64_MAX;    //  marker; nothing is sent
+    char name [ZR_NAME_MAX + 2];
+    int64_t queue, born;
+    char id [ZR_MSG_ID_LEN + 2];
+    const char *tags = "", *keys = "";
+    size_t tags_len = 0, keys_len = 0;
+
+    if (s_need_name (self, route, h, "topic", name)
+    ||  s_need_int (self, route, h, "queue", &queue, false, -1, -1,
+                    INT32_MAX)
+    ||  s_need_int (self, route, h, "born", &born, false, 0, 0, INT64_MAX)
+    ||  s_need_str (self, route, h, "id", id, sizeof id, false))
+        goto rejected;
+    if (zr_field_str (h, "tags", &tags, &tags_len) == ZR_FIELD_TYPE
+    ||  zr_field_str (h, "keys", &keys, &keys_len) == ZR_FIELD_TYPE) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "fields 'tags' and 'keys' must be strings");
+        goto rejected;
+    }
+    if (*id && !s_valid_id (id, strlen (id))) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "message id must be %d hex digits", ZR_MSG_ID_LEN);
+        goto rejected;
+    }
+    if (body_count != 1) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "SEND takes exactly one body frame, got %zu",
+                       body_count);
+        goto rejected;
+    }
+    size_t body_size = zmq_msg_size (&bodies [0]);
+    if ((int64_t) body_size > self->max_msg_size) {
+        s_reply_error (self, route, ZR_MSG_TOO_LARGE,
+                       "body is %zu bytes, the limit is %" PRId64,
+                       body_size, self->max_msg_size);
+        goto rejected;
+    }
+    if (self->disk_full) {
+        s_reply_error (self, route, ZR_DISK_FULL,
+                       "only %" PRId64 " MiB free on the data disk, below "
+                       "the %" PRId64 " MiB threshold; not stored",
+                       self->disk_free / (1024 * 1024),
+                       self->min_free / (1024 * 1024));
+        goto rejected;
+    }
+    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
+    if (!topic && self->auto_create) {
+        const char *reason = NULL;
+        topic = s_topic_create (self, name, self->default_queues, &reason);
+        if (!topic) {
+            s_reply_error (self, route, ZR_STORE_ERROR,
+                           "cannot create topic '%s': %s", name, reason);
+            goto rejected;
+        }
+    }
+    if (!topic) {
+        s_reply_error (self, route, ZR_TOPIC_NOT_FOUND,
+                       "topic '%s' does not exist (create it, or run the "
+                       "broker with auto-create)", name);
+        goto rejected;
+    }
+    if (queue >= topic->queues) {
+        s_reply_error (self, route, ZR_QUEUE_NOT_FOUND,
+                       "topic '%s' has queues 0..%d, not %" PRId64, name,
+                       topic->queues - 1, queue);
+        goto rejected;
+    }
+    if (queue < 0) {
+        const char *shard;
+        size_t shard_len;
+        int rc = zr_field_str (h, "shard", &shard, &shard_len);
+        if (rc == ZR_FIELD_TYPE) {
+            s_reply_error (self, route, ZR_MALFORMED,
+                           "field 'shard' must be a string");
+            goto rejected;
+        }
+        if (rc == ZR_FIELD_OK)
+            queue = s_fnv1a (shard, shard_len) % (uint32_t) topic->queues;
+        else
+            queue = topic->round_robin++ % (uint32_t) topic->queues;
+    }
+    if (!oneway && s_client_take (self, route)) {
+        self->stats.busy++;
+        s_reply_error (self, route, ZR_BUSY,
+                       "client has %d requests in flight; not stored, "
+                       "retry later", self->max_inflight);
+        goto rejected;
+    }
+    if (!*id)
+        s_make_id (self, id);
+
+    //  Build the record: meta map + body
+    queue_t *q = &topic->queue [queue];
+    int64_t offset = q->next;
+    char store_id [ZR_STORE_ID_MAX + 1];
+    snprintf (store_id, sizeof store_id, "%s:%s:%d:%" PRId64,
+              zr_store_group (self->store), name, (int) queue, offset);
+    zr_enc_reset (self->rec);
+    zr_enc_raw (self->rec, "\0\0\0\0", 4);
+    zr_enc_map (self->rec, 10);
+    zr_enc_kstr (self->rec, "id", id);
+    zr_enc_kstr (self->rec, "store_id", store_id);
+    zr_enc_kstr (self->rec, "topic", name);
+    zr_enc_kint (self->rec, "queue", queue);
+    zr_enc_kint (self->rec, "offset", offset);
+    zr_enc_str (self->rec, "tags");
+    zr_enc_strn (self->rec, tags, tags_len);
+    zr_enc_str (self->rec, "keys");
+    zr_enc_strn (self->rec, keys, keys_len);
+    zr_enc_str (self->rec, "props");
+    if (s_encode_props (self, route, zr_obj_get (h, "props"))) {
+        s_client_release (self, route);
+        goto rejected;
+    }
+    zr_enc_kint (self->rec, "born", born);
+    zr_enc_kint (self->rec, "stored", zclock_time ());
+    size_t meta_size = zr_enc_size (self->rec) - 4;
+    if (meta_size > HEADER_MAX) {
+        s_client_release (self, route);
+        s_reply_error (self, route, ZR_MSG_TOO_LARGE,
+                       "message properties are %zu bytes, the limit is %d",
+                       meta_size, HEADER_MAX);
+        goto rejected;
+    }
+    zr_enc_raw (self->rec, zmq_msg_data (&bodies [0]), body_size);
+    uint8_t *record = (uint8_t *) zr_enc_data (self->rec);
+    record [0] = (uint8_t) (meta_size >> 24);
+    record [1] = (uint8_t) (meta_size >> 16);
+    record [2] = (uint8_t) (meta_size >> 8);
+    record [3] = (uint8_t) meta_size;
+    zr_store_batch_append (self->store, name, (int) queue, offset, record,
+                           zr_enc_size (self->rec));
+    q->next++;
+    q->touched = true;
+    self->stats.bytes_in += body_size;
+
+    if (self->pending_count == self->pending_cap) {
+        self->pending_cap = self->pending_cap ? self->pending_cap * 2 : 256;
+        self->pending = (pending_t *) realloc (
+            self->pending, sizeof (pending_t) * self->pending_cap);
+    }
+    pending_t *p = &self->pending [self->pending_count++];
+    p->route = *route;
+    p->oneway = oneway;
+    strcpy (p->id, id);
+    p->topic = topic;
+    p->queue = (int) queue;
+    p->offset = offset;
+    if (zr_store_batch_bytes (self->store) >= BATCH_BYTES_MAX)
+        s_batch_commit (self);
+    return;
+
+rejected:
+    if (oneway)
+        self->stats.oneway_rejected++;
+    else
+        self->stats.sends_rejected++;
+}
+
+//  Collects records for a PULL reply.
+typedef struct {
+    broker_t *self;
+    size_t count;
+    size_t bytes;
+    int64_t last;
+    bool damaged;
+} collect_t;
+
+static void
+s_collect (int64_t offset, const void *record, size_t size, void *arg)
+{
+    collect_t *c = (collect_t *) arg;
+    const uint8_t *r = (const uint8_t *) record;
+    if (c->damaged)
+        return;
+    if (size < 4) {
+        c->damaged = true;
+        return;
+    }
+    size_t meta = ((size_t) r [0] << 24) | ((size_t) r [1] << 16)
+                | ((size_t) r [2] << 8) | r [3];
+    if (meta > size - 4) {
+        c->damaged = true;
+        return;
+    }
+    zchunk_extend (c->self->scratch, r + 4, meta);
+    zframe_t *body = zframe_new (r + 4 + meta, size - 4 - meta);
+    zlistx_add_end (c->self->bodies, body);
+    c->count++;
+    c->bytes += size - 4 - meta;
+    c->last = offset;
+}
+
+//  Reads from a queue and replies OK with messages, or NO_NEW_MSG when
+//  there are none.
+static void
+s_pull_reply (broker_t *self, route_t *route, topic_t *topic, int queue,
+              int64_t offset, int max_count, size_t max_bytes)
+{
+    queue_t *q = &topic->queue [queue];
+    zchunk_set (self->scratch, "", 0);
+    zlistx_purge (self->bodies);
+    collect_t c = { self, 0, 0, -1, false };
+    int rc = 0;
+    if (offset < q->max) {
+        int count = max_count;
+        if (offset + count > q->max)
+            count = (int) (q->max - offset);
+        rc = zr_store_read (self->store, topic->name, queue, offset, count,
+                            max_bytes, s_collect, &c);
+    }
+    if (rc < 0 || c.damaged) {
+        zlistx_purge (self->bodies);
+        s_reply_error (self, route, ZR_STORE_ERROR,
+                       "cannot read %s/%d at %" PRId64 "%s", topic->name,
+                       queue, offset, c.damaged ? ": damaged record" : "");
+        return;
+    }
+    if (c.count == 0) {
+        s_reply_begin (self, route, ZR_NO_NEW_MSG, NULL, 3);
+        zr_enc_kint (self->enc, "next", offset);
+        zr_enc_kint (self->enc, "min", q->min);
+        zr_enc_kint (self->enc, "max", q->max);
+        s_send_reply (self, route, NULL);
+        return;
+    }
+    s_reply_begin (self, route, ZR_OK, NULL, 4);
+    zr_enc_kint (self->enc, "next", c.last + 1);
+    zr_enc_kint (self->enc, "min", q->min);
+    zr_enc_kint (self->enc, "max", q->max);
+    zr_enc_str (self->enc, "msgs");
+    zr_enc_array (self->enc, c.count);
+    zr_enc_raw (self->enc, zchunk_data (self->scratch),
+                zchunk_size (self->scratch));
+    self->stats.msgs_out += c.count;
+    self->stats.bytes_out += c.bytes;
+    s_send_reply (self, route, self->bodies);
+    zlistx_purge (self->bodies);
+}
+
+static void
+s_waiter_destroy (waiter_t **self_p)
+{
+    if (*self_p) {
+        free ((*self_p)->topic);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+static void
+s_cmd_pull (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    int64_t queue, offset, max_count, max_bytes, wait;
+    topic_t *topic = s_need_queue (self, route, h, &queue);
+    if (!topic
+    ||  s_need_int (self, route, h, "offset", &offset, true, 0, 0,
+                    INT64_MAX)
+    ||  s_need_int (self, route, h, "max_count", &max_count, false,
+                    PULL_COUNT_DEFAULT, 1, PULL_COUNT_MAX)
+    ||  s_need_int (self, route, h, "max_bytes", &max_bytes, false,
+                    PULL_BYTES_DEFAULT, 1, INT32_MAX)
+    ||  s_need_int (self, route, h, "wait", &wait, false, 0, 0,
+                    PULL_WAIT_MAX))
+        return;
+    self->stats.pulls++;
+    queue_t *q = &topic->queue [queue];
+    if (offset < q->min || offset > q->max) {
+        s_reply_begin (self, route, ZR_OFFSET_OUT_OF_RANGE,
+                       "offset is outside the queue's min..max", 2);
+        zr_enc_kint (self->enc, "min", q->min);
+        zr_enc_kint (self->enc, "max", q->max);
+        s_send_reply (self, route, NULL);
+        return;
+    }
+    if (offset == q->max && wait > 0) {
+        if (s_client_take (self, route)) {
+            self->stats.busy++;
+            s_reply_error (self, route, ZR_BUSY,
+                           "client has %d requests in flight; retry later",
+                           self->max_inflight);
+            return;
+        }
+        waiter_t *w = (waiter_t *) zmalloc (sizeof (waiter_t));
+        w->route = *route;
+        w->topic = strdup (topic->name);
+        w->queue = (int) queue;
+        w->offset = offset;
+        w->max_count = (int) max_count;
+        w->max_bytes = (size_t) max_bytes;
+        w->deadline = zclock_mono () + wait;
+        zlistx_add_end (self->waiters, w);
+        q->waiting++;
+        self->stats.long_polls++;
+        return;
+    }
+    s_pull_reply (self, route, topic, (int) queue, offset, (int) max_count,
+                  (size_t) max_bytes);
+}
+
+//  Answers parked pulls whose queue got messages, or whose time is up
+//  (when expire is true).
+static void
+s_serve_waiters (broker_t *self, bool expire)
+{
+    int64_t now = zclock_mono ();
+    waiter_t *w = (waiter_t *) zlistx_first (self->waiters);
+    while (w) {
+        void *cursor = zlistx_cursor (self->waiters);
+        topic_t *topic = (topic_t *) zhashx_lookup (self->topics, w->topic);
+        bool done = false;
+        if (!topic || w->queue >= topic->queues) {
+            s_reply_error (self, &w->route, ZR_TOPIC_NOT_FOUND,
+                           "topic '%s' was deleted", w->topic);
+            done = true;
+        }
+        else {
+            queue_t *q = &topic->queue [w->queue];
+            if (q->max > w->offset || (expire && now >= w->deadline)) {
+                s_pull_reply (self, &w->route, topic, w->queue, w->offset,
+                              w->max_count, w->max_bytes);
+                q->waiting--;
+                done = true;
+            }
+        }
+        w = (waiter_t *) zlistx_next (self->waiters);
+        if (done) {
+            waiter_t *gone = (waiter_t *) zlistx_detach (self->waiters,
+                                                         cursor);
+            s_waiter_destroy (&gone);
+        }
+    }
+}
+
+static void
+s_wake_waiters (broker_t *self)
+{
+    if (zlistx_size (self->waiters) == 0)
+        return;
+    bool any = false;
+    waiter_t *w = (waiter_t *) zlistx_first (self->waiters);
+    while (w && !any) {
+        topic_t *topic = (topic_t *) zhashx_lookup (self->topics, w->topic);
+        any = !topic || (w->queue < topic->queues
+                         && topic->queue [w->queue].touched);
+        w = (waiter_t *) zlistx_next (self->waiters);
+    }
+    if (any)
+        s_serve_waiters (self, false);
+}
+
+//  Time to the next parked pull's deadline, ms (-1: none).
+static int64_t
+s_next_deadline (broker_t *self)
+{
+    int64_t next = -1;
+    waiter_t *w = (waiter_t *) zlistx_first (self->waiters);
+    while (w) {
+        if (next == -1 || w->deadline < next)
+            next = w->deadline;
+        w = (waiter_t *) zlistx_next (self->waiters);
+    }
+    return next;
+}
+
+static void
+s_cmd_get_offsets (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    int64_t queue;
+    topic_t *topic = s_need_queue (self, route, h, &queue);
+    if (!topic)
+        return;
+    s_reply_begin (self, route, ZR_OK, NULL, 2);
+    zr_enc_kint (self->enc, "min", topic->queue [queue].min);
+    zr_enc_kint (self->enc, "max", topic->queue [queue].max);
+    s_send_reply (self, route, NULL);
+}
+
+static void
+s_cmd_commit_offset (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char group [ZR_NAME_MAX + 2];
+    int64_t queue, offset;
+    if (s_need_name (self, route, h, "group", group))
+        return;
+    topic_t *topic = s_need_queue (self, route, h, &queue);
+    if (!topic
+    ||  s_need_int (self, route, h, "offset", &offset, true, 0, 0,
+                    INT64_MAX))
+        return;
+    queue_t *q = &topic->queue [queue];
+    if (offset > q->max) {
+        s_reply_begin (self, route, ZR_OFFSET_OUT_OF_RANGE,
+                       "offset is beyond the queue's max", 2);
+        zr_enc_kint (self->enc, "min", q->min);
+        zr_enc_kint (self->enc, "max", q->max);
+        s_send_reply (self, route, NULL);
+        return;
+    }
+    zr_store_batch_offset (self->store, group, topic->name, (int) queue,
+                           offset);
+    char *err = NULL;
+    if (zr_store_commit (self->store, self->flush_sync, &err)) {
+        s_reply_error (self, route, ZR_STORE_ERROR,
+                       "cannot store offset: %s", err ? err : "?");
+        zstr_free (&err);
+        return;
+    }
+    self->stats.commits++;
+    s_reply_ok (self, route);
+}
+
+static void
+s_cmd_query_offset (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char group [ZR_NAME_MAX + 2];
+    int64_t queue, offset = -1;
+    if (s_need_name (self, route, h, "group", group))
+        return;
+    topic_t *topic = s_need_queue (self, route, h, &queue);
+    if (!topic)
+        return;
+    int rc = zr_store_offset_get (self->store, group, topic->name,
+                                  (int) queue, &offset);
+    if (rc == -1) {
+        s_reply_error (self, route, ZR_STORE_ERROR, "cannot read offset");
+        return;
+    }
+    s_reply_begin (self, route, ZR_OK, NULL, 1);
+    zr_enc_kint (self->enc, "offset", rc == 0 ? offset : -1);
+    s_send_reply (self, route, NULL);
+}
+
+static void
+s_cmd_topic_create (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char name [ZR_NAME_MAX + 2];
+    int64_t queues;
+    if (s_need_name (self, route, h, "topic", name)
+    ||  s_need_int (self, route, h, "queues", &queues, false,
+                    self->default_queues, 1, QUEUES_MAX))
+        return;
+    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
+    bool created = false;
+    if (topic && queues < topic->queues) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "topic '%s' has %d queues; queues cannot be removed",
+                       name, topic->queues);
+        return;
+    }
+    if (topic && queues > topic->queues) {
+        zr_store_batch_topic_put (self->store, name, (int) queues);
+        char *err = NULL;
+        if (zr_store_commit (self->store, self->flush_sync, &err)) {
+            s_reply_error (self, route, ZR_STORE_ERROR, "%s", err);
+            zstr_free (&err);
+            return;
+        }
+        s_topic_grow (topic, (int) queues);
+    }
+    if (!topic) {
+        const char *reason = NULL;
+        topic = s_topic_create (self, name, (int) queues, &reason);
+        if (!topic) {
+            s_reply_error (self, route, ZR_STORE_ERROR, "%s", reason);
+            return;
+        }
+        created = true;
+    }
+    s_reply_begin (self, route, ZR_OK, NULL, 3);
+    zr_enc_kstr (self->enc, "topic", name);
+    zr_enc_kint (self->enc, "queues", topic->queues);
+    zr_enc_kbool (self->enc, "created", created);
+    s_send_reply (self, route, NULL);
+}
+
+static void
+s_cmd_topic_delete (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char name [ZR_NAME_MAX + 2];
+    if (s_need_name (self, route, h, "topic", name))
+        return;
+    if (!zhashx_lookup (self->topics, name)) {
+        s_reply_error (self, route, ZR_TOPIC_NOT_FOUND,
+                       "topic '%s' does not exist", name);
+        return;
+    }
+    zr_store_batch_topic_delete (self->store, name);
+    char *err = NULL;
+    if (zr_store_commit (self->store, self->flush_sync, &err)) {
+        s_reply_error (self, route, ZR_STORE_ERROR, "%s", err);
+        zstr_free (&err);
+        return;
+    }
+    self->stats.commits++;
+    zhashx_delete (self->topics, name);
+    s_serve_waiters (self, false);      //  answers pulls on the topic
+    s_reply_ok (self, route);
+}
+
+//  Topic names in order.
+static zlistx_t *
+s_topic_names (broker_t *self)
+{
+    zlistx_t *names = zhashx_keys (self->topics);
+    zlistx_set_comparator (names, (zlistx_comparator_fn *) strcmp);
+    zlistx_sort (names);
+    return names;
+}
+
+static void
+s_cmd_topic_list (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    zlistx_t *names = s_topic_names (self);
+    s_reply_begin (self, route, ZR_OK, NULL, 1);
+    zr_enc_str (self->enc, "topics");
+    zr_enc_array (self->enc, zlistx_size (names));
+    const char *name = (const char *) zlistx_first (names);
+    while (name) {
+        topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
+        zr_enc_map (self->enc, 2);
+        zr_enc_kstr (self->enc, "topic", name);
+        zr_enc_kint (self->enc, "queues", topic->queues);
+        name = (const char *) zlistx_next (names);
+    }
+    zlistx_destroy (&names);
+    s_send_reply (self, route, NULL);
+}
+
+static void
+s_cmd_topic_info (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char name [ZR_NAME_MAX + 2];
+    if (s_need_name (self, route, h, "topic", name))
+        return;
+    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
+    if (!topic) {
+        s_reply_error (self, route, ZR_TOPIC_NOT_FOUND,
+                       "topic '%s' does not exist", name);
+        return;
+    }
+    s_reply_begin (self, route, ZR_OK, NULL, 3);
+    zr_enc_kstr (self->enc, "topic", name);
+    zr_enc_kint (self->enc, "queues", topic->queues);
+    zr_enc_str (self->enc, "offsets");
+    zr_enc_array (self->enc, topic->queues);
+    for (int q = 0; q < topic->queues; q++) {
+        zr_enc_array (self->enc, 2);
+        zr_enc_int (self->enc, topic->queue [q].min);
+        zr_enc_int (self->enc, topic->queue [q].max);
+    }
+    s_send_reply (self, route, NULL);
+}
+
+//  Writes the stats map into enc.
+static void
+s_encode_stats (broker_t *self, zr_enc_t *enc)
+{
+    stats_t *s = &self->stats;
+    zr_enc_map (enc, 24);
+    zr_enc_kint (enc, "requests", (int64_t) s->requests);
+    zr_enc_kint (enc, "sends_ok", (int64_t) s->sends_ok);
+    zr_enc_kint (enc, "sends_rejected", (int64_t) s->sends_rejected);
+    zr_enc_kint (enc, "oneway_rejected", (int64_t) s->oneway_rejected);
+    zr_enc_kint (enc, "bytes_in", (int64_t) s->bytes_in);
+    zr_enc_kint (enc, "pulls", (int64_t) s->pulls);
+    zr_enc_kint (enc, "long_polls", (int64_t) s->long_polls);
+    zr_enc_kint (enc, "msgs_out", (int64_t) s->msgs_out);
+    zr_enc_kint (enc, "bytes_out", (int64_t) s->bytes_out);
+    zr_enc_kint (enc, "commits", (int64_t) s->commits);
+    zr_enc_kint (enc, "commit_errors", (int64_t) s->commit_errors);
+    zr_enc_kint (enc, "malformed", (int64_t) s->malformed);
+    zr_enc_kint (enc, "busy", (int64_t) s->busy);
+    zr_enc_kint (enc, "replies_unroutable", (int64_t) s->unroutable);
+    zr_enc_kint (enc, "replies_dropped", (int64_t) s->reply_dropped);
+    zr_enc_kint (enc, "waiting_pulls",
+                 (int64_t) zlistx_size (self->waiters));
+    zr_enc_kint (enc, "clients_inflight",
+                 (int64_t) zhashx_size (self->clients));
+    zr_enc_kint (enc, "seq", (int64_t) zr_store_seq (self->store));
+    zr_enc_kint (enc, "epoch", (int64_t) zr_store_epoch (self->store));
+    zr_enc_kint (enc, "disk_free", self->disk_free);
+    zr_enc_kint (enc, "disk_used", zr_store_disk_used (self->store));
+    zr_enc_kbool (enc, "disk_full", self->disk_full);
+    zr_enc_kstr (enc, "flush", self->flush_sync ? "sync" : "async");
+    zlistx_t *names = s_topic_names (self);
+    zr_enc_str (enc, "topics");
+    zr_enc_map (enc, zlistx_size (names));
+    const char *name = (const char *) zlistx_first (names);
+    while (name) {
+        topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
+        int64_t msgs = 0;
+        for (int q = 0; q < topic->queues; q++)
+            msgs += topic->queue [q].max - topic->queue [q].min;
+        zr_enc_str (enc, name);
+        zr_enc_map (enc, 2);
+        zr_enc_kint (enc, "queues", topic->queues);
+        zr_enc_kint (enc, "messages", msgs);
+        name = (const char *) zlistx_next (names);
+    }
+    zlistx_destroy (&names);
+}
+
+static void
+s_cmd_stats (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    s_reply_begin (self, route, ZR_OK, NULL, 1);
+    zr_enc_str (self->enc, "stats");
+    s_encode_stats (self, self->enc);
+    s_send_reply (self, route, NULL);
+}
+
+static void
+s_cmd_get_msg (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char id [ZR_STORE_ID_MAX + 2];
+    if (s_need_str (self, route, h, "store_id", id, sizeof id, true))
+        return;
+    //  GROUP:TOPIC:QUEUE:OFFSET; names hold no ':'
+    char *c1 = strchr (id, ':');
+    char *c3 = strrchr (id, ':');
+    char *c2 = NULL;
+    if (c1 && c3 > c1) {
+        *c3 = 0;
+        c2 = strrchr (id, ':');
+        if (c2 == c1)
+            c2 = NULL;
+    }
+    char *end1 = NULL, *end2 = NULL;
+    long long queue = -1, offset = -1;
+    if (c2) {
+        *c1 = *c2 = 0;
+        errno = 0;
+        queue = strtoll (c2 + 1, &end1, 10);
+        offset = strtoll (c3 + 1, &end2, 10);
+    }
+    if (!c2 || errno || !end1 || *end1 || !end2 || *end2 || queue < 0
+    ||  offset < 0 || queue > INT32_MAX || c2 + 1 == end1
+    ||  c3 + 1 == end2) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "store id must be GROUP:TOPIC:QUEUE:OFFSET");
+        return;
+    }
+    if (strneq (id, zr_store_group (self->store))) {
+        s_reply_error (self, route, ZR_NOT_FOUND,
+                       "store id is from broker group '%s'; this is '%s'",
+                       id, zr_store_group (self->store));
+        return;
+    }
+    void *record = NULL;
+    size_t size = 0;
+    int rc = s_valid_name (c1 + 1, strlen (c1 + 1))
+           ? zr_store_get (self->store, c1 + 1, (int) queue, offset,
+                           &record, &size)
+           : 1;
+    if (rc == 1) {
+        s_reply_error (self, route, ZR_NOT_FOUND,
+                       "no message %s:%lld:%lld", c1 + 1, queue, offset);
+        return;
+    }
+    const uint8_t *r = (const uint8_t *) record;
+    size_t meta = rc == 0 && size >= 4
+                ? ((size_t) r [0] << 24) | ((size_t) r [1] << 16)
+                  | ((size_t) r [2] << 8) | r [3]
+                : SIZE_MAX;
+    if (rc == -1 || meta > size - 4) {
+        free (record);
+        s_reply_error (self, route, ZR_STORE_ERROR,
+                       "cannot read message (damaged record?)");
+        return;
+    }
+    s_reply_begin (self, route, ZR_OK, NULL, 1);
+    zr_enc_str (self->enc, "msg");
+    zr_enc_raw (self->enc, r + 4, meta);
+    zlistx_purge (self->bodies);
+    zlistx_add_end (self->bodies, zframe_new (r + 4 + meta,
+                                              size - 4 - meta));
+    free (record);
+    s_send_reply (self, route, self->bodies);
+    zlistx_purge (self->bodies);
+}
+
+//  --------------------------------------------------------------------
+//  Reading requests
+
+//  Handles one request: frames[0] is the identity.
+static void
+s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
+{
+    self->stats.requests++;
+    route_t route;
+    memset (&route, 0, sizeof route);
+    size_t idsize = zmq_msg_size (&frames [0]);
+    if (idsize == 0 || idsize > IDENTITY_MAX)
+        return;     //  cannot answer it
+    memcpy (route.identity, zmq_msg_data (&frames [0]), idsize);
+    route.identity_size = idsize;
+    size_t first = 1;
+    if (count > 2 && zmq_msg_size (&frames [1]) == 0) {
+        route.delimiter = true;
+        first = 2;
+    }
+    if (count <= first || truncated) {
+        self->stats.malformed++;
+        s_reply_error (self, &route, ZR_MALFORMED,
+                       truncated ? "too many frames in one request"
+                                 : "request has no header frame");
+        return;
+    }
+    zmq_msg_t *header = &frames [first];
+    if (zmq_msg_size (header) > HEADER_MAX) {
+        self->stats.malformed++;
+        s_reply_error (self, &route, ZR_MALFORMED,
+                       "header frame is %zu bytes, the limit is %d",
+                       zmq_msg_size (header), HEADER_MAX);
+        return;
+    }
+    const char *err = NULL;
+    zr_hdr_t *hdr = zr_hdr_decode (zmq_msg_data (header),
+                                   zmq_msg_size (header), &err);
+    if (!hdr) {
+        self->stats.malformed++;
+        s_reply_error (self, &route, ZR_MALFORMED,
+                       "header is not msgpack: %s", err);
+        return;
+    }
+    const zr_obj_t *h = zr_hdr_root (hdr);
+    int64_t rid = 0, version = 0;
+    char cmd [32];
+    if (!zr_obj_is_map (h)) {
+        self->stats.malformed++;
+        s_reply_error (self, &route, ZR_MALFORMED,
+                       "header must be a msgpack map");
+        goto done;
+    }
+    int rc = zr_field_int (h, "rid", &rid);
+    if (rc != ZR_FIELD_OK || rid < 0) {
+        self->stats.malformed++;
+        s_reply_error (self, &route, ZR_MALFORMED,
+                       "field 'rid' must be a non-negative integer");
+        goto done;
+    }
+    route.rid = (uint64_t) rid;
+    if (zr_field_int (h, "v", &version) != ZR_FIELD_OK) {
+        self->stats.malformed++;
+        s_reply_error (self, &route, ZR_MALFORMED,
+                       "field 'v' (protocol version) must be an integer");
+        goto done;
+    }
+    if (version != ZR_PROTOCOL_VERSION) {
+        s_reply_error (self, &route, ZR_BAD_VERSION,
+                       "protocol version %" PRId64 " is not spoken here; "
+                       "this broker speaks 1", version);
+        goto done;
+    }
+    if (zr_field_strbuf (h, "cmd", cmd, sizeof cmd) != ZR_FIELD_OK) {
+        self->stats.malformed++;
+        s_reply_error (self, &route, ZR_MALFORMED,
+                       "field 'cmd' must be a command name string");
+        goto done;
+    }
+    zmq_msg_t *bodies = &frames [first + 1];
+    size_t body_count = count - first - 1;
+    if (streq (cmd, "SEND")) {
+        s_cmd_send (self, &route, h, bodies, body_count);
+        if ((int) self->pending_count >= self->batch_max)
+            s_batch_commit (self);
+        goto done;
+    }
+    //  Every other command sees the sends before it.
+    s_batch_commit (self);
+    if (body_count) {
+        self->stats.malformed++;
+        s_reply_error (self, &route, ZR_MALFORMED,
+                       "%s takes no body frames", cmd);
+    }
+    else
+    if (streq (cmd, "PING"))
+        s_cmd_ping (self, &route, h);
+    else
+    if (streq (cmd, "PULL"))
+        s_cmd_pull (self, &route, h);
+    else
+    if (streq (cmd, "GET_OFFSETS"))
+        s_cmd_get_offsets (self, &route, h);
+    else
+    if (streq (cmd, "COMMIT_OFFSET"))
+        s_cmd_commit_offset (self, &route, h);
+    else
+    if (streq (cmd, "QUERY_OFFSET"))
+        s_cmd_query_offset (self, &route, h);
+    else
+    if (streq (cmd, "TOPIC_CREATE"))
+        s_cmd_topic_create (self, &route, h);
+    else
+    if (streq (cmd, "TOPIC_DELETE"))
+        s_cmd_topic_delete (self, &route, h);
+    else
+    if (streq (cmd, "TOPIC_LIST"))
+        s_cmd_topic_list (self, &route, h);
+    else
+    if (streq (cmd, "TOPIC_INFO"))
+        s_cmd_topic_info (self, &route, h);
+    else
+    if (streq (cmd, "STATS"))
+        s_cmd_stats (self, &route, h);
+    else
+    if (streq (cmd, "GET_MSG"))
+        s_cmd_get_msg (self, &route, h);
+    else
+        s_reply_error (self, &route, ZR_UNKNOWN_COMMAND,
+                       "unknown command '%s'", cmd);
+done:
+    zr_hdr_destroy (&hdr);
+}
+
+//  Reads one request without blocking. Returns the frame count (0: none
+//  waiting); *truncated is set when it had more than FRAMES_MAX frames
+//  (the rest are read and dropped).
+static size_t
+s_recv (broker_t *self, zmq_msg_t *frames, bool *truncated)
+{
+    void *handle = zsock_resolve (self->router);
+    size_t count = 0;
+    *truncated = false;
+    while (true) {
+        zmq_msg_t *frame = &frames [count < FRAMES_MAX ? count
+                                                       : FRAMES_MAX - 1];
+        if (count >= FRAMES_MAX) {
+            zmq_msg_close (frame);
+            *truncated = true;
+        }
+        zmq_msg_init (frame);
+        if (zmq_msg_recv (frame, handle, count ? 0 : ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close (frame);
+            return count < FRAMES_MAX ? count : FRAMES_MAX - 1;
+        }
+        if (count < FRAMES_MAX)
+            count++;
+        if (!zmq_msg_more (frame))
+            break;
+    }
+    return count;
+}
+
+static void
+s_close_frames (zmq_msg_t *frames, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        zmq_msg_close (&frames [i]);
+}
+
+//  Serves every request waiting on the ROUTER, up to batch-max sends per
+//  commit, then commits.
+static void
+s_serve_router (broker_t *self)
+{
+    zmq_msg_t frames [FRAMES_MAX];
+    for (int i = 0; i < self->batch_max * 4; i++) {
+        bool truncated;
+        size_t count = s_recv (self, frames, &truncated);
+        if (count == 0)
+            break;
+        s_handle (self, frames, count, truncated);
+        s_close_frames (frames, count);
+    }
+    s_batch_commit (self);
+}
+
+//  On the way out: requests still queued are refused.
+static void
+s_refuse_queued (broker_t *self)
+{
+    zmq_msg_t frames [FRAMES_MAX];
+    for (int i = 0; i < 100000; i++) {
+        bool truncated;
+        size_t count = s_recv (self, frames, &truncated);
+        if (count == 0)
+            break;
+        route_t route;
+        memset (&route, 0, sizeof route);
+        size_t idsize = zmq_msg_size (&frames [0]);
+        zr_hdr_t *hdr = NULL;
+        if (count >= 2 && idsize > 0 && idsize <= IDENTITY_MAX) {
+            memcpy (route.identity, zmq_msg_data (&frames [0]), idsize);
+            route.identity_size = idsize;
+            size_t first = 1;
+            if (count > 2 && zmq_msg_size (&frames [1]) == 0) {
+                route.delimiter = true;
+                first = 2;
+            }
+            hdr = zr_hdr_decode (zmq_msg_data (&frames [first]),
+                                 zmq_msg_size (&frames [first]), NULL);
+            int64_t rid = 0;
+            bool oneway = false;
+            if (hdr && zr_field_int (zr_hdr_root (hdr), "rid", &rid) == 0
+            &&  rid >= 0)
+                route.rid = (uint64_t) rid;
+            if (hdr)
+                zr_field_bool (zr_hdr_root (hdr), "oneway", &oneway);
+            if (!oneway)
+                s_reply_error (self, &route, ZR_SHUTTING_DOWN,
+                               "broker is stopping; not done, retry");
+        }
+        zr_hdr_destroy (&hdr);
+        s_close_frames (frames, count);
+    }
+}
+
+//  --------------------------------------------------------------------
+//  Setup
+
+static void
+s_check_disk (broker_t *self)
+{
+    self->disk_free = zr_store_disk_free (self->store);
+    bool full = self->disk_free >= 0 && self->disk_free < self->min_free;
+    if (full && !self->disk_full)
+        zsys_warning ("broker: %" PRId64 " MiB free on %s, below the "
+                      "%" PRId64 " MiB threshold: refusing writes",
+                      self->disk_free / (1024 * 1024), self->data,
+                      self->min_free / (1024 * 1024));
+    else
+    if (!full && self->disk_full)
+        zsys_info ("broker: disk space is back above the threshold");
+    self->disk_full = full;
+    self->disk_checked = zclock_mono ();
+}
+
+//  Reads an int setting within lo..hi. Returns 0, or -1 with *err.
+static int
+s_setting_int (broker_t *self, const char *name, int64_t lo, int64_t hi,
+               int64_t *value, char **err)
+{
+    const char *text = zr_setting_get (self->cfg, "broker",
+                                       zr_broker_settings, name);
+    if (zr_setting_parse_int (text, value) || *value < lo || *value > hi) {
+        *err = zsys_sprintf ("setting %s: '%s' is not a number in %" PRId64
+                             "..%" PRId64, name, text ? text : "", lo, hi);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+s_configure (broker_t *self, char **err)
+{
+    int64_t queues, max_msg, inflight, batch, free_mb;
+    const char *flush = zr_setting_get (self->cfg, "broker",
+                                        zr_broker_settings, "flush");
+    const char *autoc = zr_setting_get (self->cfg, "broker",
+                                        zr_broker_settings, "auto-create");
+    const char *group = zr_setting_get (self->cfg, "broker",
+                                        zr_broker_settings, "group");
+    self->data = strdup (zr_setting_get (self->cfg, "broker",
+                                         zr_broker_settings, "data"));
+    self->group_opt = group && *group ? strdup (group) : NULL;
+    if (!flush || (strneq (flush, "async") && strneq (flush, "sync"))) {
+        *err = zsys_sprintf ("setting flush: '%s' must be async or sync",
+                             flush ? flush : "");
+        return -1;
+    }
+    self->flush_sync = streq (flush, "sync");
+    if (zr_setting_parse_bool (autoc, &self->auto_create)) {
+        *err = zsys_sprintf ("setting auto-create: '%s' is not true or "
+                             "false", autoc ? autoc : "");
+        return -1;
+    }
+    if (self->group_opt
+    &&  !s_valid_name (self->group_opt, strlen (self->group_opt))) {
+        *err = zsys_sprintf ("setting group: '%s' is not a valid name "
+                             "(A-Z a-z 0-9 _ - %% |)", self->group_opt);
+        return -1;
+    }
+    if (s_setting_int (self, "default-queues", 1, QUEUES_MAX, &queues, err)
+    ||  s_setting_int (self, "max-msg-size", 1, 256LL * 1024 * 1024,
+                       &max_msg, err)
+    ||  s_setting_int (self, "max-inflight", 1, 1000000, &inflight, err)
+    ||  s_setting_int (self, "batch-max", 1, 100000, &batch, err)
+    ||  s_setting_int (self, "min-free-mb", 0, INT64_MAX / (1 << 20),
+                       &free_mb, err))
+        return -1;
+    self->default_queues = (int) queues;
+    self->max_msg_size = max_msg;
+    self->max_inflight = (int) inflight;
+    self->batch_max = (int) batch;
+    self->min_free = free_mb * 1024 * 1024;
+    return 0;
+}
+
+static int
+s_start (broker_t *self, char **err)
+{
+    if (self->started) {
+        *err = strdup ("broker is already started");
+        return -1;
+    }
+    if (s_configure (self, err))
+        return -1;
+    zr_store_opts_t opts = { self->group_opt, 0 };
+    self->store = zr_store_open (self->data, &opts, err);
+    if (!self->store)
+        return -1;
+    zr_store_topic_foreach (self->store, s_load_topic, self);
+
+    const char *bind = zr_setting_get (self->cfg, "broker",
+                                       zr_broker_settings, "bind");
+    char *list = strdup (bind ? bind : "");
+    char *save = NULL;
+    for (char *ep = strtok_r (list, ",", &save); ep;
+         ep = strtok_r (NULL, ",", &save)) {
+        while (*ep == ' ')
+            ep++;
+        if (!*ep)
+            continue;
+        char *bound = zr_transport_bind (self->router, ep, err);
+        if (!bound) {
+            free (list);
+            return -1;
+        }
+        zlistx_add_end (self->endpoints, bound);
+        zstr_free (&bound);
+    }
+    free (list);
+    if (zlistx_size (self->endpoints) == 0) {
+        *err = strdup ("setting bind: no endpoint to listen on");
+        return -1;
+    }
+    s_check_disk (self);
+    self->started = true;
+    zsys_info ("broker: group %s started, data in %s, %zu topics, seq %"
+               PRIu64, zr_store_group (self->store), self->data,
+               zhashx_size (self->topics), zr_store_seq (self->store));
+    return 0;
+}
+
+static void
+s_pipe_command (broker_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->pipe);
+    if (!msg) {
+        self->terminated = true;
+        return;
+    }
+    char *verb = zmsg_popstr (msg);
+    if (!verb)
+        ;
+    else
+    if (streq (verb, "$TERM"))
+        self->terminated = true;
+    else
+    if (streq (verb, "START")) {
+        char *err = NULL;
+        if (s_start (self, &err) == 0)
+            zstr_send (self->pipe, "OK");
+        else {
+            zstr_sendx (self->pipe, "ERROR", err ? err : "?", NULL);
+            zstr_free (&err);
+        }
+    }
+    else
+    if (streq (verb, "ENDPOINTS")) {
+        zmsg_t *reply = zmsg_new ();
+        zmsg_addstr (reply, "OK");
+        const char *ep = (const char *) zlistx_first (self->endpoints);
+        while (ep) {
+            zmsg_addstr (reply, ep);
+            ep = (const char *) zlistx_next (self->endpoints);
+        }
+        zmsg_send (&reply, self->pipe);
+    }
+    else
+    if (streq (verb, "DATA"))
+        zstr_sendx (self->pipe, "OK", self->data ? self->data : "", NULL);
+    else
+    if (streq (verb, "GROUP"))
+        zstr_sendx (self->pipe, "OK",
+                    self->store ? zr_store_group (self->store) : "", NULL);
+    else
+    if (streq (verb, "STATS")) {
+        if (!self->store)
+            zstr_sendx (self->pipe, "ERROR", "not started", NULL);
+        else {
+            zr_enc_t *enc = zr_enc_new ();
+            s_encode_stats (self, enc);
+            zr_hdr_t *hdr = zr_hdr_decode (zr_enc_data (enc),
+                                           zr_enc_size (enc), NULL);
+            char *json = zr_obj_to_json (hdr ? zr_hdr_root (hdr) : NULL);
+            zstr_sendx (self->pipe, "OK", json, NULL);
+            zstr_free (&json);
+            zr_hdr_destroy (&hdr);
+            zr_enc_destroy (&enc);
+        }
+    }
+    else
+        zsys_warning ("broker: unknown pipe command '%s'", verb);
+    zstr_free (&verb);
+    zmsg_destroy (&msg);
+}
+
+static void
+s_endpoint_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static void
+s_frame_free (void **item)
+{
+    zframe_destroy ((zframe_t **) item);
+}
+
+void
+zr_broker_actor (zsock_t *pipe, void *args)
+{
+    broker_t *self = (broker_t *) zmalloc (sizeof (broker_t));
+    self->pipe = pipe;
+    //  Our own copy of the settings: the caller's tree stays theirs.
+    char *text = args ? zconfig_str_save ((zconfig_t *) args) : NULL;
+    self->cfg = text ? zconfig_str_load (text) : NULL;
+    if (!self->cfg)
+        self->cfg = zconfig_new ("root", NULL);
+    zstr_free (&text);
+    self->router = zsock_new (ZMQ_ROUTER);
+    zsock_set_router_mandatory (self->router, 1);
+    zsock_set_sndhwm (self->router, 100000);
+    zsock_set_rcvhwm (self->router, 100000);
+    zsock_set_linger (self->router, 1000);
+    self->endpoints = zlistx_new ();
+    zlistx_set_destructor (self->endpoints, s_endpoint_free);
+    zlistx_set_duplicator (self->endpoints, (zlistx_duplicator_fn *) strdup);
+    self->topics = zhashx_new ();
+    zhashx_set_destructor (self->topics, s_topic_free);
+    self->clients = zhashx_new ();
+    zhashx_set_destructor (self->clients, (zhashx_destructor_fn *)
+                           zstr_free);
+    self->waiters = zlistx_new ();
+    self->enc = zr_enc_new ();
+    self->rec = zr_enc_new ();
+    self->scratch = zchunk_new (NULL, 64 * 1024);
+    self->bodies = zlistx_new ();
+    zlistx_set_destructor (self->bodies, s_frame_free);
+    for (int i = 0; i < 8; i++)
+        self->id_prefix [i] = (uint8_t) randof (256);
+    zsock_signal (pipe, 0);
+
+    void *handle_pipe = zsock_resolve (pipe);
+    void *handle_router = zsock_resolve (self->router);
+    while (!self->terminated) {
+        zmq_pollitem_t items [] = {
+            { handle_pipe, 0, ZMQ_POLLIN, 0 },
+            { handle_router, 0, ZMQ_POLLIN, 0 }
+        };
+        long timeout = DISK_CHECK_MS;
+        int64_t deadline = s_next_deadline (self);
+        if (deadline != -1) {
+            int64_t left = deadline - zclock_mono ();
+            if (left < timeout)
+                timeout = left < 0 ? 0 : (long) left;
+        }
+        int n = zmq_poll (items, self->started ? 2 : 1, timeout);
+        if (n == -1)
+            break;          //  interrupted
+        if (items [0].revents & ZMQ_POLLIN)
+            s_pipe_command (self);
+        if (self->terminated)
+            break;
+        if (self->started) {
+            if (items [1].revents & ZMQ_POLLIN)
+                s_serve_router (self);
+            if (zlistx_size (self->waiters))
+                s_serve_waiters (self, true);
+            if (zclock_mono () - self->disk_checked >= DISK_CHECK_MS)
+                s_check_disk (self);
+        }
+    }
+    //  Answer what we have, refuse what is queued, close the store.
+    if (self->started) {
+        s_batch_commit (self);
+        waiter_t *w = (waiter_t *) zlistx_first (self->waiters);
+        while (w) {
+            topic_t *topic = (topic_t *) zhashx_lookup (self->topics,
+                                                        w->topic);
+            if (topic && w->queue < topic->queues)
+                s_pull_reply (self, &w->route, topic, w->queue, w->offset,
+                              w->max_count, w->max_bytes);
+            w = (waiter_t *) zlistx_next (self->waiters);
+        }
+        s_refuse_queued (self);
+    }
+    waiter_t *w = (waiter_t *) zlistx_first (self->waiters);
+    while (w) {
+        s_waiter_destroy (&w);
+        w = (waiter_t *) zlistx_next (self->waiters);
+    }
+    zlistx_destroy (&self->waiters);
+    zsock_destroy (&self->router);
+    zr_store_destroy (&self->store);
+    zhashx_destroy (&self->topics);
+    zhashx_destroy (&self->clients);
+    zlistx_destroy (&self->endpoints);
+    zlistx_destroy (&self->bodies);
+    zchunk_destroy (&self->scratch);
+    zr_enc_destroy (&self->enc);
+    zr_enc_destroy (&self->rec);
+    zconfig_destroy (&self->cfg);
+    free (self->pending);
+    free (self->data);
+    free (self->group_opt);
+    free (self);
+}
+
+zactor_t *
+zr_broker_new (zconfig_t *cfg, char **err)
+{
+    zactor_t *broker = zactor_new (zr_broker_actor, cfg);
+    if (!broker) {
+        if (err)
+            *err = strdup ("cannot start the broker actor");
+        return NULL;
+    }
+    zstr_send (broker, "START");
+    char *status = NULL, *reason = NULL;
+    if (zstr_recvx (broker, &status, &reason, NULL) < 1
+    ||  strneq (status, "OK")) {
+        if (err)
+            *err = strdup (reason ? reason : "broker did not start");
+        zstr_free (&status);
+        zstr_free (&reason);
+        zactor_destroy (&broker);
+        return NULL;
+    }
+    zstr_free (&status);
+    zstr_free (&reason);
+    return broker;
+}
+
+char *
+zr_broker_endpoint (zactor_t *broker)
+{
+    zstr_send (broker, "ENDPOINTS");
+    zmsg_t *reply = zmsg_recv (broker);
+    if (!reply)
+        return NULL;
+    char *status = zmsg_popstr (reply);
+    char *ep = zmsg_popstr (reply);
+    char *result = NULL;
+    if (status && streq (status, "OK") && ep)
+        result = zr_transport_advertise (ep);
+    zstr_free (&status);
+    zstr_free (&ep);
+    zmsg_destroy (&reply);
+    return result;
+}
