@@ -35,6 +35,7 @@
 #include <stdatomic.h>
 #include <inttypes.h>
 #include <time.h>
+#include <sys/resource.h>
 
 //  Declared in actors/cli.h by the CLI; repeated here so that this file
 //  stands alone.
@@ -54,6 +55,28 @@ s_now_ns (void)
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
     return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+//  CPU time this process has used, ns (user + system, all threads).
+static uint64_t
+s_cpu_ns (void)
+{
+    struct rusage ru;
+    if (getrusage (RUSAGE_SELF, &ru))
+        return 0;
+    return ((uint64_t) ru.ru_utime.tv_sec + (uint64_t) ru.ru_stime.tv_sec)
+           * 1000000000ULL
+           + ((uint64_t) ru.ru_utime.tv_usec + (uint64_t) ru.ru_stime.tv_usec)
+           * 1000ULL;
+}
+
+//  Percent of one core used between two readings.
+static double
+s_cpu_pct (uint64_t cpu0, uint64_t wall0)
+{
+    uint64_t cpu = s_cpu_ns () - cpu0;
+    uint64_t wall = s_now_ns () - wall0;
+    return wall ? 100.0 * (double) cpu / (double) wall : 0;
 }
 
 //  --------------------------------------------------------------------
@@ -391,8 +414,15 @@ s_producer_thread (void *arg)
 
     zr_producer_t *producer = zr_producer_new (o->broker);
     zr_message_t *msg = NULL;
+    //  Random bytes, so a compressing store gets no free ride.
     char *body = (char *) zmalloc ((size_t) o->size + 1);
-    memset (body, 'x', (size_t) o->size);
+    uint64_t x = 0x9e3779b97f4a7c15ULL ^ (uint64_t) job->index;
+    for (int64_t b = 0; b < o->size; b++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        body [b] = (char) (x >> 24);
+    }
     if (producer) {
         zr_producer_set_max_inflight (producer, (int) o->inflight);
         msg = zr_message_new (o->topic, body, (size_t) o->size);
@@ -525,6 +555,8 @@ s_bench_produce (opts_t *o)
     //  The deadline runs from now: connection set-up is small next to it.
     uint64_t deadline = s_now_ns ()
                       + (uint64_t) o->duration * 1000000000ULL;
+    uint64_t cpu0 = s_cpu_ns ();
+    uint64_t wall0 = s_now_ns ();
     int started = 0;
     for (int t = 0; t < clients; t++) {
         producer_job_t *job = &jobs [t];
@@ -546,6 +578,7 @@ s_bench_produce (opts_t *o)
         pthread_join (threads [t], NULL);
     if (started < clients)
         jobs [0].errors++;      //  reported below; counts as a failure
+    double cpu_pct = s_cpu_pct (cpu0, wall0);
 
     hist_t *all = (hist_t *) zmalloc (sizeof (hist_t));
     int64_t sent = 0, ok = 0, errors = 0;
@@ -579,7 +612,8 @@ s_bench_produce (opts_t *o)
     printf (" topic=%s broker=%s\n", o->topic, o->broker);
     printf ("  messages  %" PRId64 " stored of %" PRId64 " sent in %.2f s, "
             "%" PRId64 " errors\n", ok, sent, secs, errors);
-    printf ("  rate      %.0f msgs/s, %.1f MB/s\n", rate, mbs);
+    printf ("  rate      %.0f msgs/s, %.1f MB/s (bench process CPU %.0f %%)\n",
+            rate, mbs, cpu_pct);
     if (all->total)
         printf ("  latency   p50 %.0f us, p99 %.0f us, p999 %.0f us, "
                 "max %.0f us (%" PRIu64 " samples)\n",
@@ -588,11 +622,14 @@ s_bench_produce (opts_t *o)
         printf ("  first error: %s\n", first_error);
     printf ("RESULT mode=%s size=%" PRId64 " clients=%d inflight=%" PRId64
             " msgs=%" PRId64 " secs=%.3f errors=%" PRId64
-            " msgs_per_s=%.0f mb_per_s=%.2f p50_us=%.1f p99_us=%.1f"
-            " p999_us=%.1f max_us=%.1f\n",
+            " msgs_per_s=%.0f mb_per_s=%.2f client_cpu_pct=%.0f",
             o->mode, o->size, clients,
             streq (o->mode, "async") ? o->inflight : 1,
-            ok, secs, errors, rate, mbs, p50, p99, p999, pmax);
+            ok, secs, errors, rate, mbs, cpu_pct);
+    if (all->total)             //  oneway has no latencies
+        printf (" p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f",
+                p50, p99, p999, pmax);
+    printf ("\n");
     fflush (stdout);
 
     for (int t = 0; t < clients; t++)
@@ -737,6 +774,7 @@ s_bench_consume (opts_t *o)
                                sizeof (consumer_job_t) * (size_t) clients);
     pthread_t *threads = (pthread_t *) zmalloc (
                              sizeof (pthread_t) * (size_t) clients);
+    uint64_t cpu0 = s_cpu_ns ();
     uint64_t start = s_now_ns ();
     uint64_t deadline = start + (uint64_t) o->duration * 1000000000ULL;
     int started = 0;
@@ -757,6 +795,7 @@ s_bench_consume (opts_t *o)
     for (int t = 0; t < started; t++)
         pthread_join (threads [t], NULL);
     uint64_t stop = s_now_ns ();
+    double cpu_pct = s_cpu_pct (cpu0, start);
 
     int64_t msgs = 0, bytes = 0, errors = 0;
     const char *first_error = NULL;
@@ -778,12 +817,14 @@ s_bench_consume (opts_t *o)
     printf ("  messages  %" PRId64 " of %" PRId64 " (%" PRId64 " bytes) in "
             "%.2f s, %" PRId64 " errors\n", msgs, target, bytes, secs,
             errors);
-    printf ("  rate      %.0f msgs/s, %.1f MB/s\n", rate, mbs);
+    printf ("  rate      %.0f msgs/s, %.1f MB/s (bench process CPU %.0f %%)\n",
+            rate, mbs, cpu_pct);
     if (first_error)
         printf ("  first error: %s\n", first_error);
     printf ("RESULT mode=consume size=%" PRId64 " clients=%d msgs=%" PRId64
-            " secs=%.3f errors=%" PRId64 " msgs_per_s=%.0f mb_per_s=%.2f\n",
-            size, clients, msgs, secs, errors, rate, mbs);
+            " secs=%.3f errors=%" PRId64 " msgs_per_s=%.0f mb_per_s=%.2f"
+            " client_cpu_pct=%.0f\n",
+            size, clients, msgs, secs, errors, rate, mbs, cpu_pct);
     fflush (stdout);
     free (jobs);
     free (threads);

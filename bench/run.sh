@@ -229,10 +229,11 @@ echo "MB/s is body bytes, 10^6 per MB. Latency: sync from call to return,"
 echo "async from send to callback, rtt one bare round trip; log-linear"
 echo "histogram, about 1.6 % resolution. Broker CPU is the broker"
 echo "process's user+system time over the run's wall time (200 % = both"
-echo "cores)."
+echo "cores); bench CPU the same for the bench process, over its measured"
+echo "interval."
 echo
-echo "| run | size | clients | seconds | msgs/s | MB/s | p50 µs | p99 µs | p999 µs | errors | broker CPU |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| run | size | clients | seconds | msgs/s | MB/s | p50 µs | p99 µs | p999 µs | errors | broker CPU | bench CPU |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 while IFS='|' read -r label line cpu; do
     get () { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }
     mode=$(get mode)
@@ -240,13 +241,15 @@ while IFS='|' read -r label line cpu; do
     [ "$mode" = async ] && kind="async (inflight $(get inflight))"
     [ "$mode" = rtt ] && cpu="-"
     [ "$mode" = rtt ] && kind="rtt (bare DEALER/ROUTER)"
+    ccpu=$(get client_cpu_pct)
     rc=$(get rc)
     [ -n "$rc" ] && kind="$kind, exit $rc"
     echo "| $kind | $(or_dash "$(get size)") | $(or_dash "$(get clients)")" \
          "| $(or_dash "$(get secs)") | $(or_dash "$(get msgs_per_s)")" \
          "| $(or_dash "$(get mb_per_s)") | $(or_dash "$(get p50_us)")" \
          "| $(or_dash "$(get p99_us)") | $(or_dash "$(get p999_us)")" \
-         "| $(or_dash "$(get errors)") | ${cpu:+$cpu %} |"
+         "| $(or_dash "$(get errors)") | ${cpu:+$cpu %} |" \
+         "$(or_dash "$(get client_cpu_pct)")${ccpu:+ %} |"
 done <"$RESULTS"
 echo
 echo "## Targets (issue 2)"
