@@ -59,25 +59,12 @@ zr_consumer_set_timeout (zr_consumer_t *self, int timeout_ms)
     self->timeout = timeout_ms > 0 ? timeout_ms : 1;
 }
 
-//  Sends the begun request and returns the reply, or NULL on timeout
-//  (logged).
+//  Sends the begun request and returns the reply, or NULL on timeout.
+//  Errors are the caller's to report (the library does not log them).
 static zr_reply_t *
-s_call (zr_consumer_t *self, const char *cmd, int timeout_ms)
+s_call (zr_consumer_t *self, int timeout_ms)
 {
-    zr_reply_t *reply = zr_client_call (self->client, NULL, 0, timeout_ms);
-    if (!reply)
-        zsys_debug ("consumer: %s to %s: no reply within %d ms", cmd,
-                    zr_client_endpoint (self->client), timeout_ms);
-    return reply;
-}
-
-//  Logs a non-OK reply.
-static void
-s_log_status (zr_consumer_t *self, const char *cmd, zr_reply_t *reply)
-{
-    zsys_debug ("consumer: %s to %s: %s %s", cmd,
-                zr_client_endpoint (self->client), zr_reply_status_str (reply),
-                zr_reply_reason (reply));
+    return zr_client_call (self->client, NULL, 0, timeout_ms);
 }
 
 //  --------------------------------------------------------------------
@@ -127,7 +114,7 @@ zr_consumer_pull (zr_consumer_t *self, const char *topic, int queue,
     zr_enc_kint (enc, "offset", offset);
     zr_enc_kint (enc, "max_count", max_count);
     zr_enc_kint (enc, "wait", wait_ms);
-    zr_reply_t *reply = s_call (self, "PULL", wait_ms + self->timeout);
+    zr_reply_t *reply = s_call (self, wait_ms + self->timeout);
     if (!reply) {
         char reason [256];
         snprintf (reason, sizeof (reason), "no reply from %s within %d ms",
@@ -245,14 +232,12 @@ zr_consumer_queues (zr_consumer_t *self, const char *topic)
         return -1;
     zr_enc_t *enc = zr_client_begin (self->client, "TOPIC_INFO", 1);
     zr_enc_kstr (enc, "topic", topic);
-    zr_reply_t *reply = s_call (self, "TOPIC_INFO", self->timeout);
+    zr_reply_t *reply = s_call (self, self->timeout);
     if (!reply)
         return -1;
     int64_t queues = -1;
-    if (zr_reply_status (reply) != ZR_OK)
-        s_log_status (self, "TOPIC_INFO", reply);
-    else
-    if (zr_field_int (zr_reply_header (reply), "queues", &queues)
+    if (zr_reply_status (reply) != ZR_OK
+        || zr_field_int (zr_reply_header (reply), "queues", &queues)
             != ZR_FIELD_OK
         || queues < 0 || queues > INT32_MAX)
         queues = -1;
@@ -270,15 +255,13 @@ zr_consumer_queue_offsets (zr_consumer_t *self, const char *topic, int queue,
     zr_enc_t *enc = zr_client_begin (self->client, "GET_OFFSETS", 2);
     zr_enc_kstr (enc, "topic", topic);
     zr_enc_kint (enc, "queue", queue);
-    zr_reply_t *reply = s_call (self, "GET_OFFSETS", self->timeout);
+    zr_reply_t *reply = s_call (self, self->timeout);
     if (!reply)
         return -1;
     int rc = -1;
     int64_t lo, hi;
-    if (zr_reply_status (reply) != ZR_OK)
-        s_log_status (self, "GET_OFFSETS", reply);
-    else
-    if (zr_field_int (zr_reply_header (reply), "min", &lo) == ZR_FIELD_OK
+    if (zr_reply_status (reply) == ZR_OK
+        && zr_field_int (zr_reply_header (reply), "min", &lo) == ZR_FIELD_OK
         && zr_field_int (zr_reply_header (reply), "max", &hi) == ZR_FIELD_OK) {
         if (min)
             *min = lo;
@@ -302,12 +285,10 @@ zr_consumer_commit (zr_consumer_t *self, const char *group, const char *topic,
     zr_enc_kstr (enc, "topic", topic);
     zr_enc_kint (enc, "queue", queue);
     zr_enc_kint (enc, "offset", offset);
-    zr_reply_t *reply = s_call (self, "COMMIT_OFFSET", self->timeout);
+    zr_reply_t *reply = s_call (self, self->timeout);
     if (!reply)
         return -1;
     int rc = zr_reply_status (reply) == ZR_OK ? 0 : -1;
-    if (rc)
-        s_log_status (self, "COMMIT_OFFSET", reply);
     zr_reply_destroy (&reply);
     return rc;
 }
@@ -323,15 +304,13 @@ zr_consumer_committed (zr_consumer_t *self, const char *group,
     zr_enc_kstr (enc, "group", group);
     zr_enc_kstr (enc, "topic", topic);
     zr_enc_kint (enc, "queue", queue);
-    zr_reply_t *reply = s_call (self, "QUERY_OFFSET", self->timeout);
+    zr_reply_t *reply = s_call (self, self->timeout);
     if (!reply)
         return -1;
     int rc = -1;
     int64_t value;
-    if (zr_reply_status (reply) != ZR_OK)
-        s_log_status (self, "QUERY_OFFSET", reply);
-    else
-    if (zr_field_int (zr_reply_header (reply), "offset", &value)
+    if (zr_reply_status (reply) == ZR_OK
+        && zr_field_int (zr_reply_header (reply), "offset", &value)
         == ZR_FIELD_OK) {
         if (offset)
             *offset = value < 0 ? -1 : value;
