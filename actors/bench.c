@@ -37,9 +37,7 @@
 #include <time.h>
 #include <sys/resource.h>
 
-//  Declared in actors/cli.h by the CLI; repeated here so that this file
-//  stands alone.
-int zr_cli_bench (int argc, char **argv);
+#include "actors/cli.h"
 
 #define BENCH_DEFAULT_TOPIC "bench"
 #define BENCH_DEFAULT_DURATION 60       //  seconds, the hard bound
@@ -943,6 +941,12 @@ s_bench_rtt (opts_t *o)
 int
 zr_cli_bench (int argc, char **argv)
 {
+    //  actors/cli.h passes the command name as argv[0]; skip it, so
+    //  argv[0] is the subcommand either way.
+    if (argc >= 1 && argv [0] && streq (argv [0], "bench")) {
+        argc--;
+        argv++;
+    }
     if (argc < 1 || !argv [0] || streq (argv [0], "--help")
     ||  streq (argv [0], "-h") || streq (argv [0], "help")) {
         s_usage (argc < 1 ? stderr : stdout);

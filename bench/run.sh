@@ -112,6 +112,8 @@ broker_cpu () {
         "/proc/$BROKER_PID/stat" 2>/dev/null || echo 0
 }
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
 # --- runs ----------------------------------------------------------------
 RESULTS=$WORK/results.txt           # label|RESULT line|broker cpu %
 COMMANDS=$WORK/commands.txt
@@ -219,6 +221,7 @@ echo "| CPUs (nproc) | $(nproc) |"
 echo "| CPU model | $MODEL |"
 echo "| memory | $MEM |"
 echo "| kernel | $(uname -sr) |"
+echo "| load average at start / end | $LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg) |"
 echo "| disk under the data dir | $(df -Ph "$WORK" | awk 'NR == 2 { print $1 ", " $4 " free" }') |"
 echo
 echo "## Results"
