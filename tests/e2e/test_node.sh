@@ -141,8 +141,10 @@ echo "test_node: node -> node: $N messages OK"
 #     printing all N.
 rc=0
 timeout 60 node "$EX/consumer.js" --broker "$ENDPOINT" --topic "$TOPIC" \
-    --count $((N + 1)) --timeout 1 --wait 200 > "$T/recv2" || rc=$?
+    --count $((N + 1)) --timeout 1 --wait 200 > "$T/recv2" 2> "$T/recv2.err" \
+    || rc=$?
 [ "$rc" -eq 2 ] || fail "consumer.js past the end exited $rc, expected 2"
+grep -q "idle" "$T/recv2.err" || fail "idle consumer did not say why it stopped"
 same_bodies "$T/sent1" "$T/recv2" "idle consumer"
 
 #  3. --create with a queue count, bodies from stdin (with spaces).
