@@ -221,6 +221,13 @@ zr_cli_consume (int argc, char **argv)
                 queues [q].pos = committed;
                 queues [q].committed = committed;
             }
+            else
+            //  Record where the group starts, so that what is sent
+            //  to this queue from now on reaches the group's next run
+            //  even when this run reads nothing here
+            if (zr_consumer_commit (consumer, group, topic, q,
+                                    queues [q].pos) == 0)
+                queues [q].committed = queues [q].pos;
         }
     }
     zr_reply_destroy (&reply);
