@@ -497,6 +497,258 @@ test_timeout_no_broker (void **state)
     assert_null (zr_producer_new (""));
 }
 
+//  --------------------------------------------------------------------
+//  A scripted fake broker (a ROUTER in an actor) for what a real broker
+//  does not do on demand: answer BUSY, stay silent, reorder replies.
+//  args: "endpoint script"; script letters, one per request: B = reply
+//  BUSY, S = stay silent, O = reply SEND_OK at once, R = hold the
+//  request, F = hold it too, then answer every held request, newest
+//  first, with SEND_OK. After the script every request gets SEND_OK. On "IDS" the actor replies with the ids it saw,
+//  one string frame each, in arrival order.
+
+static void
+s_fake_reply (zsock_t *router, zframe_t *peer, int64_t rid, const char *id,
+              const char *status, int64_t offset)
+{
+    zr_enc_t *enc = zr_enc_new ();
+    bool ok = streq (status, "SEND_OK");
+    zr_enc_map (enc, ok ? 9 : 5);
+    zr_enc_kint (enc, "v", 1);
+    zr_enc_kstr (enc, "type", "reply");
+    zr_enc_kint (enc, "rid", rid);
+    zr_enc_kstr (enc, "status", status);
+    if (ok) {
+        zr_enc_kstr (enc, "id", id);
+        zr_enc_kstr (enc, "store_id", "fake:fake:0:0");
+        zr_enc_kint (enc, "queue", 0);
+        zr_enc_kint (enc, "offset", offset);
+        zr_enc_kstr (enc, "flush", "sync");
+    }
+    else
+        zr_enc_kstr (enc, "reason", "scripted");
+    zframe_t *copy = zframe_dup (peer);
+    zframe_send (&copy, router, ZFRAME_MORE);
+    zframe_t *frame = zr_enc_frame (enc);
+    zframe_send (&frame, router, 0);
+    zr_enc_destroy (&enc);
+}
+
+typedef struct {
+    zframe_t *peer;
+    int64_t rid;
+    char id [ZR_MSG_ID_LEN + 1];
+} held_t;
+
+static void
+s_fake_actor (zsock_t *pipe, void *args)
+{
+    char *spec = strdup ((const char *) args);
+    //  No cmocka assertions in this thread: a failure shows in the test
+    //  thread as a missing or wrong reply.
+    char *script = strchr (spec, ' ');
+    if (script)
+        *script++ = 0;
+    else
+        script = "";
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    if (zsock_bind (router, "%s", spec) == -1)
+        zsys_error ("fake: cannot bind %s", spec);
+    zsock_signal (pipe, 0);
+    zlistx_t *ids = zlistx_new ();
+    zlistx_set_destructor (ids, (zlistx_destructor_fn *) zstr_free);
+    zlistx_set_duplicator (ids, (zlistx_duplicator_fn *) strdup);
+    held_t held [64];
+    size_t nheld = 0;
+    size_t step = 0;
+    int64_t offset = 0;
+    zpoller_t *poller = zpoller_new (pipe, router, NULL);
+    while (true) {
+        void *which = zpoller_wait (poller, -1);
+        if (which == pipe) {
+            char *cmd = zstr_recv (pipe);
+            bool term = !cmd || streq (cmd, "$TERM");
+            if (cmd && streq (cmd, "IDS")) {
+                zmsg_t *reply = zmsg_new ();
+                for (char *id = (char *) zlistx_first (ids); id;
+                     id = (char *) zlistx_next (ids))
+                    zmsg_addstr (reply, id);
+                zmsg_send (&reply, pipe);
+            }
+            zstr_free (&cmd);
+            if (term)
+                break;
+            continue;
+        }
+        if (which != router)
+            break;
+        zmsg_t *msg = zmsg_recv (router);
+        if (!msg)
+            break;
+        zframe_t *peer = zmsg_pop (msg);
+        zframe_t *head = zmsg_pop (msg);
+        const char *err = NULL;
+        zr_hdr_t *hdr = head ? zr_hdr_decode (zframe_data (head),
+                                              zframe_size (head), &err)
+                             : NULL;
+        int64_t rid = -1;
+        char id [ZR_MSG_ID_LEN + 1] = "";
+        if (hdr) {
+            zr_field_int (zr_hdr_root (hdr), "rid", &rid);
+            zr_field_strbuf (zr_hdr_root (hdr), "id", id, sizeof (id));
+        }
+        zlistx_add_end (ids, id);
+        char action = script [step] ? script [step++] : 'O';
+        if (action == 'B')
+            s_fake_reply (router, peer, rid, id, "BUSY", 0);
+        else
+        if (action == 'O')
+            s_fake_reply (router, peer, rid, id, "SEND_OK", offset++);
+        else
+        if ((action == 'R' || action == 'F') && nheld < 64) {
+            held [nheld].peer = zframe_dup (peer);
+            held [nheld].rid = rid;
+            strcpy (held [nheld].id, id);
+            nheld++;
+            while (action == 'F' && nheld) {
+                nheld--;
+                s_fake_reply (router, held [nheld].peer, held [nheld].rid,
+                              held [nheld].id, "SEND_OK", offset++);
+                zframe_destroy (&held [nheld].peer);
+            }
+        }
+        zr_hdr_destroy (&hdr);
+        zframe_destroy (&peer);
+        zframe_destroy (&head);
+        zmsg_destroy (&msg);
+    }
+    while (nheld)
+        zframe_destroy (&held [--nheld].peer);
+    zpoller_destroy (&poller);
+    zlistx_destroy (&ids);
+    zsock_destroy (&router);
+    free (spec);
+}
+
+//  Returns the ids the fake saw (caller destroys).
+static zmsg_t *
+s_fake_ids (zactor_t *fake)
+{
+    zstr_send (fake, "IDS");
+    zsock_set_rcvtimeo (fake, 5000);
+    zmsg_t *ids = zmsg_recv (fake);
+    assert_non_null (ids);
+    return ids;
+}
+
+static void
+test_retry_keeps_id (void **state)
+{
+    (void) state;
+    char *endpoint = zsys_sprintf ("inproc://fake-retry-%d", (int) getpid ());
+    char *args = zsys_sprintf ("%s BSO", endpoint);
+    zactor_t *fake = zactor_new (s_fake_actor, args);
+    assert_non_null (fake);
+    zr_producer_t *producer = zr_producer_new (endpoint);
+    zr_producer_set_timeout (producer, 200);
+    zr_producer_set_retries (producer, 2);
+    zr_message_t *msg = zr_message_new ("t", "x", 1);
+    zr_send_result_t r;
+    //  BUSY, then no reply (timeout), then SEND_OK: three attempts.
+    assert_int_equal (zr_producer_send (producer, msg, &r), 0);
+    assert_int_equal (r.status, ZR_SEND_OK);
+    assert_true (r.flush_sync);
+    assert_int_equal (r.queue, 0);
+    zmsg_t *ids = s_fake_ids (fake);
+    assert_int_equal (zmsg_size (ids), 3);
+    for (zframe_t *id = zmsg_first (ids); id; id = zmsg_next (ids))
+        assert_true (zframe_streq (id, zr_message_id (msg)));
+    zmsg_destroy (&ids);
+
+    //  retries = 0: BUSY is final (a second fake, with a fresh script).
+    zr_message_destroy (&msg);
+    zr_producer_destroy (&producer);
+    zactor_destroy (&fake);
+    zstr_free (&args);
+
+    args = zsys_sprintf ("%s-2 B", endpoint);
+    zstr_free (&endpoint);
+    endpoint = strdup (args);
+    *strchr (endpoint, ' ') = 0;
+    fake = zactor_new (s_fake_actor, args);
+    producer = zr_producer_new (endpoint);
+    zr_producer_set_retries (producer, 0);
+    msg = zr_message_new ("t", "x", 1);
+    assert_int_equal (zr_producer_send (producer, msg, &r), -1);
+    assert_int_equal (r.status, ZR_BUSY);
+    assert_string_equal (r.reason, "scripted");
+    assert_int_equal (r.offset, -1);
+    zr_message_destroy (&msg);
+    zr_producer_destroy (&producer);
+    zactor_destroy (&fake);
+    zstr_free (&args);
+    zstr_free (&endpoint);
+}
+
+typedef struct {
+    char ids [40][ZR_MSG_ID_LEN + 1];
+    int calls [40];
+    int bad;
+} reorder_t;
+
+static reorder_t s_reorder;
+
+static void
+s_on_reordered (const zr_send_result_t *r, void *arg)
+{
+    int i = (int) (intptr_t) arg;
+    assert_ptr_equal (r->user, arg);
+    if (r->status != ZR_SEND_OK || strcmp (r->msg_id, s_reorder.ids [i]))
+        s_reorder.bad++;
+    s_reorder.calls [i]++;
+}
+
+static void
+test_async_reordered (void **state)
+{
+    (void) state;
+    //  Requests 0..4 async and 5 sync are answered newest first (so the
+    //  sync reply comes before the async ones); 6..10 async newest first
+    //  (their replies come while the sync send 11 waits); 12..29 async
+    //  newest first.
+    char *endpoint = zsys_sprintf ("inproc://fake-reorder-%d", (int) getpid ());
+    char *args = zsys_sprintf ("%s RRRRRF" "RRRRFO" "RRRRRRRRRRRRRRRRRF",
+                               endpoint);
+    zactor_t *fake = zactor_new (s_fake_actor, args);
+    assert_non_null (fake);
+    zr_producer_t *producer = zr_producer_new (endpoint);
+    zr_producer_set_timeout (producer, 5000);
+    memset (&s_reorder, 0, sizeof (s_reorder));
+    for (int i = 0; i < 30; i++) {
+        zr_message_t *msg = zr_message_new ("t", "x", 1);
+        if (i == 5 || i == 11) {
+            zr_send_result_t r;
+            assert_int_equal (zr_producer_send (producer, msg, &r), 0);
+            assert_int_equal (r.status, ZR_SEND_OK);
+            assert_string_equal (r.msg_id, zr_message_id (msg));
+        }
+        else {
+            assert_int_equal (zr_producer_send_async (
+                                  producer, msg, s_on_reordered,
+                                  (void *) (intptr_t) i), 0);
+            strcpy (s_reorder.ids [i], zr_message_id (msg));
+        }
+        zr_message_destroy (&msg);
+    }
+    assert_int_equal (zr_producer_flush (producer, 5000), 0);
+    for (int i = 0; i < 30; i++)
+        assert_int_equal (s_reorder.calls [i], i == 5 || i == 11 ? 0 : 1);
+    assert_int_equal (s_reorder.bad, 0);
+    zr_producer_destroy (&producer);
+    zactor_destroy (&fake);
+    zstr_free (&args);
+    zstr_free (&endpoint);
+}
+
 int
 main (void)
 {
@@ -521,6 +773,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_missing_topic, s_setup_noauto,
                                          s_teardown),
         cmocka_unit_test (test_timeout_no_broker),
+        cmocka_unit_test (test_retry_keeps_id),
+        cmocka_unit_test (test_async_reordered),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
