@@ -4,6 +4,9 @@
 
     Requests go one at a time with zr_client_call; a reply that comes
     after its request timed out is dropped when the next call reads it.
+    A pull that gets no reply in time returns a result with status
+    ZR_TIMEOUT (next = the offset asked for, min and max -1); NULL only
+    for bad arguments.
 
     Not thread-safe: a consumer and the zr_pull_t results it returns
     belong to one thread.
@@ -108,6 +111,8 @@ zr_consumer_pull (zr_consumer_t *self, const char *topic, int queue,
         return NULL;
     if (wait_ms < 0)
         wait_ms = 0;
+    if (wait_ms > INT_MAX - self->timeout)
+        wait_ms = INT_MAX - self->timeout;      //  the broker rejects it
     zr_enc_t *enc = zr_client_begin (self->client, "PULL", 5);
     zr_enc_kstr (enc, "topic", topic);
     zr_enc_kint (enc, "queue", queue);
