@@ -410,6 +410,9 @@ s_cf_options (size_t write_buffer, bool bloom, int compression)
 {
     rocksdb_options_t *o = rocksdb_options_create ();
     rocksdb_options_set_write_buffer_size (o, write_buffer);
+    //  Room for memtables waiting on a flush: with the default of two,
+    //  a burst of sends stops writes until the flush thread catches up.
+    rocksdb_options_set_max_write_buffer_number (o, 6);
     rocksdb_options_set_compression (o, compression);
     rocksdb_options_set_level_compaction_dynamic_level_bytes (o, 1);
     rocksdb_block_based_table_options_t *bbt =
@@ -466,7 +469,9 @@ zr_store_open (const char *path, const zr_store_opts_t *opts, char **err)
 
     rocksdb_options_t *cfo [CF_COUNT];
     cfo [CF_META] = s_cf_options (small, true, rocksdb_no_compression);
-    cfo [CF_MSG] = s_cf_options (wbuf, false, rocksdb_lz4_compression);
+    //  Messages uncompressed: bodies are often compressed already, and LZ4
+    //  on the one flush thread was what stalled writes under load.
+    cfo [CF_MSG] = s_cf_options (wbuf, false, rocksdb_no_compression);
     cfo [CF_OFFSETS] = s_cf_options (small, true, rocksdb_no_compression);
     cfo [CF_LOG] = s_cf_options (small, false, rocksdb_lz4_compression);
 
