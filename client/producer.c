@@ -2,8 +2,9 @@
     SEND over one zr_client_t DEALER (docs/protocol.md, SEND).
 
     Message ids: 32 lowercase hex digits made of 8 random bytes (one draw
-    per producer), 4 bytes of process start time (seconds) and a 4-byte
-    per-producer counter, all big-endian. The id is written into the
+    per producer), 4 bytes of process start time (seconds, taken when the
+    process makes its first producer) and a 4-byte per-producer counter
+    (starting at a random value), all big-endian. The id is written into the
     message when it has none, so every retry of that send (and any later
     send of the same zr_message_t) carries the same id.
 
@@ -20,7 +21,12 @@
     with a rid it sent (any attempt of this send).
 
     Not thread-safe: one producer per thread. Callbacks run in the thread
-    that calls send / send_async / poll / flush, and may send again.
+    that calls send / send_async / poll / flush, and may send again (a
+    sync send from a callback that runs inside another sync send works,
+    but should the outer send's reply come meanwhile, it is dropped and
+    the outer send retries after its timeout). A callback must not
+    destroy the producer. Destroying a producer drops the sends still in
+    flight without callbacks: flush first.
 */
 #include "client/client.h"
 
