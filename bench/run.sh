@@ -141,9 +141,20 @@ run () {
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid" 2>/dev/null || true
         wait "$perf_pid" 2>/dev/null || true
-        perf report -i "$WORK/perf-$label.data" --no-children \
-            --sort dso,symbol --stdio 2>/dev/null | head -n 80 \
-            >"$WORK/perf-$label.txt" || true
+        {
+            echo "== broker samples by thread and library"
+            perf report -i "$WORK/perf-$label.data" --no-children \
+                --sort comm,dso -g none --stdio 2>/dev/null \
+                | grep -v '^#' | grep -v '^$' | head -n 30
+            echo "== hottest symbols (self)"
+            perf report -i "$WORK/perf-$label.data" --no-children \
+                --sort comm,dso,symbol -g none --stdio 2>/dev/null \
+                | grep -v '^#' | grep -v '^$' | head -n 40
+            echo "== inclusive (children)"
+            perf report -i "$WORK/perf-$label.data" --children \
+                --sort symbol -g none --stdio 2>/dev/null \
+                | grep -v '^#' | grep -v '^$' | head -n 40
+        } >"$WORK/perf-$label.txt" 2>&1 || true
         echo "bench/run.sh: perf report in $WORK/perf-$label.txt"
     fi
     t1=$(date +%s.%N)
@@ -242,7 +253,7 @@ while IFS='|' read -r label line cpu; do
     mode=$(get mode)
     kind=$mode
     [ "$mode" = async ] && kind="async (inflight $(get inflight))"
-    [ "$mode" = rtt ] && cpu="-"
+    [ "$mode" = rtt ] && cpu=""
     [ "$mode" = rtt ] && kind="rtt (bare DEALER/ROUTER)"
     ccpu=$(get client_cpu_pct)
     rc=$(get rc)
@@ -251,7 +262,7 @@ while IFS='|' read -r label line cpu; do
          "| $(or_dash "$(get secs)") | $(or_dash "$(get msgs_per_s)")" \
          "| $(or_dash "$(get mb_per_s)") | $(or_dash "$(get p50_us)")" \
          "| $(or_dash "$(get p99_us)") | $(or_dash "$(get p999_us)")" \
-         "| $(or_dash "$(get errors)") | ${cpu:+$cpu %} |" \
+         "| $(or_dash "$(get errors)") | $(or_dash "${cpu:+$cpu %}") |" \
          "$(or_dash "$(get client_cpu_pct)")${ccpu:+ %} |"
 done <"$RESULTS"
 echo
