@@ -428,6 +428,146 @@ test_no_broker (void **state)
     assert_null (zr_consumer_new ("nonsense://x"));
 }
 
+//  --------------------------------------------------------------------
+//  A broker that answers badly (an actor with a ROUTER on args): to
+//  request n it first sends garbage, a reply without status and a frame
+//  of type "request", then the real answer: n = 1, a PULL reply with two
+//  message maps but one body; n = 2, two bodies where the first map
+//  lacks its topic and the second is fine; n >= 3, OK with no fields.
+//  No cmocka assertions in this thread.
+
+static void
+s_bad_send (zsock_t *router, zframe_t *peer, zr_enc_t *enc, int bodies)
+{
+    zframe_t *copy = zframe_dup (peer);
+    zframe_send (&copy, router, ZFRAME_MORE);
+    zframe_t *frame = zr_enc_frame (enc);
+    zframe_send (&frame, router, bodies ? ZFRAME_MORE : 0);
+    for (int i = 0; i < bodies; i++) {
+        zframe_t *body = zframe_new ("body", 4);
+        zframe_send (&body, router, i + 1 < bodies ? ZFRAME_MORE : 0);
+    }
+}
+
+static void
+s_bad_msg_map (zr_enc_t *enc, bool with_topic, int64_t offset)
+{
+    zr_enc_map (enc, with_topic ? 3 : 2);
+    if (with_topic)
+        zr_enc_kstr (enc, "topic", "bad");
+    zr_enc_kint (enc, "queue", 0);
+    zr_enc_kint (enc, "offset", offset);
+}
+
+static void
+s_bad_broker (zsock_t *pipe, void *args)
+{
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    if (zsock_bind (router, "%s", (const char *) args) == -1)
+        zsys_error ("bad broker: cannot bind %s", (const char *) args);
+    zsock_signal (pipe, 0);
+    zpoller_t *poller = zpoller_new (pipe, router, NULL);
+    zr_enc_t *enc = zr_enc_new ();
+    int n = 0;
+    while (zpoller_wait (poller, -1) == router) {
+        zmsg_t *msg = zmsg_recv (router);
+        if (!msg)
+            break;
+        zframe_t *peer = zmsg_pop (msg);
+        zframe_t *head = zmsg_first (msg);
+        const char *err = NULL;
+        zr_hdr_t *hdr = head ? zr_hdr_decode (zframe_data (head),
+                                              zframe_size (head), &err)
+                             : NULL;
+        int64_t rid = 0;
+        if (hdr)
+            zr_field_int (zr_hdr_root (hdr), "rid", &rid);
+        n++;
+        //  Garbage, then a multipart garbage message.
+        zframe_t *copy = zframe_dup (peer);
+        zframe_send (&copy, router, ZFRAME_MORE);
+        zsock_send (router, "b", "\xc1", 1);
+        copy = zframe_dup (peer);
+        zframe_send (&copy, router, ZFRAME_MORE);
+        zsock_send (router, "ss", "\x93", "tail");
+        //  A reply without status, a request.
+        zr_enc_reset (enc);
+        zr_enc_map (enc, 3);
+        zr_enc_kint (enc, "v", 1);
+        zr_enc_kstr (enc, "type", "reply");
+        zr_enc_kint (enc, "rid", rid);
+        s_bad_send (router, peer, enc, 1);
+        zr_enc_reset (enc);
+        zr_enc_map (enc, 4);
+        zr_enc_kint (enc, "v", 1);
+        zr_enc_kstr (enc, "type", "request");
+        zr_enc_kint (enc, "rid", rid);
+        zr_enc_kstr (enc, "status", "OK");
+        s_bad_send (router, peer, enc, 0);
+        //  The answer.
+        zr_enc_reset (enc);
+        zr_enc_map (enc, n <= 2 ? 8 : 4);
+        zr_enc_kint (enc, "v", 1);
+        zr_enc_kstr (enc, "type", "reply");
+        zr_enc_kint (enc, "rid", rid);
+        zr_enc_kstr (enc, "status", "OK");
+        if (n <= 2) {
+            zr_enc_kint (enc, "next", 2);
+            zr_enc_kint (enc, "min", 0);
+            zr_enc_kint (enc, "max", 2);
+            zr_enc_str (enc, "msgs");
+            zr_enc_array (enc, 2);
+            s_bad_msg_map (enc, n == 1, 0);
+            s_bad_msg_map (enc, true, 1);
+        }
+        s_bad_send (router, peer, enc, n == 1 ? 1 : n == 2 ? 2 : 0);
+        zr_hdr_destroy (&hdr);
+        zframe_destroy (&peer);
+        zmsg_destroy (&msg);
+    }
+    zr_enc_destroy (&enc);
+    zpoller_destroy (&poller);
+    zsock_destroy (&router);
+}
+
+static void
+test_bad_replies (void **state)
+{
+    (void) state;
+    char *endpoint = zsys_sprintf ("inproc://bad-broker-%d", (int) getpid ());
+    zactor_t *bad = zactor_new (s_bad_broker, endpoint);
+    assert_non_null (bad);
+    zr_consumer_t *consumer = zr_consumer_new (endpoint);
+    assert_non_null (consumer);
+    //  1: message and body counts differ: refused as a whole.
+    zr_pull_t *pull = zr_consumer_pull (consumer, "bad", 0, 0, 10, 0);
+    assert_non_null (pull);
+    assert_int_equal (zr_pull_status (pull), ZR_MALFORMED);
+    assert_int_equal (zr_pull_count (pull), 0);
+    zr_pull_destroy (&pull);
+    //  2: the message without a topic is skipped, the other kept.
+    pull = zr_consumer_pull (consumer, "bad", 0, 0, 10, 0);
+    assert_non_null (pull);
+    assert_int_equal (zr_pull_status (pull), ZR_OK);
+    assert_int_equal (zr_pull_count (pull), 1);
+    assert_int_equal (zr_message_offset (zr_pull_message (pull, 0)), 1);
+    assert_int_equal (zr_message_size (zr_pull_message (pull, 0)), 4);
+    assert_int_equal (zr_pull_next (pull), 2);
+    zr_pull_destroy (&pull);
+    //  3: an OK without the expected fields.
+    assert_int_equal (zr_consumer_queues (consumer, "bad"), -1);
+    int64_t min, max;
+    assert_int_equal (zr_consumer_queue_offsets (consumer, "bad", 0, &min,
+                                                 &max), -1);
+    int64_t offset;
+    assert_int_equal (zr_consumer_committed (consumer, "g", "bad", 0,
+                                             &offset), -1);
+    assert_int_equal (zr_consumer_commit (consumer, "g", "bad", 0, 0), 0);
+    zr_consumer_destroy (&consumer);
+    zactor_destroy (&bad);
+    zstr_free (&endpoint);
+}
+
 int
 main (void)
 {
@@ -448,6 +588,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_queue_offsets, s_setup_inproc,
                                          s_teardown),
         cmocka_unit_test (test_no_broker),
+        cmocka_unit_test (test_bad_replies),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
