@@ -565,8 +565,13 @@ s_json (zchunk_t *out, const msgpack_object *o)
             }
             zchunk_extend (out, "}", 1);
             break;
-        default:
+        case MSGPACK_OBJECT_BIN:
             snprintf (num, sizeof num, "\"<%u bytes>\"", o->via.bin.size);
+            zchunk_extend (out, num, strlen (num));
+            break;
+        default:
+            snprintf (num, sizeof num, "\"<ext %u bytes>\"",
+                      o->via.ext.size);
             zchunk_extend (out, num, strlen (num));
             break;
     }
