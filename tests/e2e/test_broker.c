@@ -798,8 +798,11 @@ test_send_empty_id_bad_argument (void **state)
     zr_enc_kstr (f->enc, "topic", "t");
     zr_enc_kstr (f->enc, "id", "");
     reply_t *r = s_call_n (f, NULL, rid, 1, "x", 1);
-    if (streq (r->status, "SEND_OK"))
-        fail_msg ("SEND with id \"\" was stored (%s)", r->status);
+    bool stored = streq (r->status, "SEND_OK");
+    if (stored) {
+        s_reply_destroy (&r);
+        fail_msg ("SEND with id \"\" was stored (SEND_OK)");
+    }
     s_expect_free (r, "BAD_ARGUMENT", "id");
     assert_true (s_total (f, "t") == 0);
 }
@@ -896,9 +899,13 @@ test_oneway_error_silent (void **state)
     s_send (f, NULL, 0, NULL, 0);
     reply_t *r = s_recv (f->dealer, RECV_TIMEOUT);
     assert_non_null (r);
-    if (r->rid != rid)
-        fail_msg ("oneway SEND was answered: rid %" PRId64 " %s (%s)",
-                  r->rid, r->status, r->reason);
+    if (r->rid != rid) {
+        char what [600];
+        snprintf (what, sizeof what, "rid %" PRId64 " %s (%s)", r->rid,
+                  r->status, r->reason);
+        s_reply_destroy (&r);
+        fail_msg ("oneway SEND was answered: %s", what);
+    }
     s_expect_free (r, "OK", NULL);
     assert_true (s_total (f, "t") == 1);
 }

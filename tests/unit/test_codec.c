@@ -523,10 +523,10 @@ test_to_json (void **state)
     zr_enc_destroy (&enc);
 }
 
-//  An ext value should print its length like bin does. zr_obj_to_json's
-//  default branch reads via.bin.size for MSGPACK_OBJECT_EXT, whose union
-//  member is laid out { int8_t type; uint32_t size; ... }, so it prints
-//  the type byte (plus padding) instead of the size.
+//  An ext value prints its length like bin does. (zr_obj_to_json once
+//  read via.bin.size for MSGPACK_OBJECT_EXT, whose union member is laid
+//  out { int8_t type; uint32_t size; ... }, and printed the type byte
+//  plus padding instead of the size.)
 static void
 test_to_json_ext (void **state)
 {
