@@ -832,30 +832,67 @@ s_bench_consume (opts_t *o)
 }
 
 //  --------------------------------------------------------------------
-//  rtt: ROUTER echo actor and a DEALER in this thread
+//  rtt: ROUTER echo thread and a DEALER in this thread. The echo side has
+//  its own ZeroMQ context, so each end has its own I/O thread, as a
+//  client and a broker in two processes have.
 
-static void
-s_echo_actor (zsock_t *pipe, void *args)
+typedef struct {
+    void *ctx;
+    int port;                   //  bound port, or -1
+    atomic_bool stop;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool ready;
+} echo_t;
+
+static void *
+s_echo_thread (void *arg)
 {
-    zsock_t *router = zsock_new (ZMQ_ROUTER);
-    int port = router ? zsock_bind (router, "tcp://127.0.0.1:*") : -1;
-    zsock_signal (pipe, 0);
-    zstr_sendf (pipe, "%d", port);
-    zpoller_t *poller = router && port > 0
-                      ? zpoller_new (pipe, router, NULL) : NULL;
-    while (poller) {
-        zsock_t *which = (zsock_t *) zpoller_wait (poller, -1);
-        if (which == router) {
-            zmsg_t *msg = zmsg_recv (router);
-            if (!msg)
-                break;
-            zmsg_send (&msg, router);
+    echo_t *echo = (echo_t *) arg;
+    void *router = zmq_socket (echo->ctx, ZMQ_ROUTER);
+    int port = -1;
+    if (router && zmq_bind (router, "tcp://127.0.0.1:*") == 0) {
+        char endpoint [256];
+        size_t len = sizeof endpoint;
+        if (zmq_getsockopt (router, ZMQ_LAST_ENDPOINT, endpoint, &len) == 0) {
+            char *colon = strrchr (endpoint, ':');
+            port = colon ? atoi (colon + 1) : -1;
         }
-        else
-            break;              //  $TERM, or interrupted
+        int timeout = 100, linger = 0;
+        zmq_setsockopt (router, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+        zmq_setsockopt (router, ZMQ_LINGER, &linger, sizeof linger);
     }
-    zpoller_destroy (&poller);
-    zsock_destroy (&router);
+    pthread_mutex_lock (&echo->lock);
+    echo->port = port;
+    echo->ready = true;
+    pthread_cond_signal (&echo->cond);
+    pthread_mutex_unlock (&echo->lock);
+
+    while (port > 0 && !atomic_load (&echo->stop)) {
+        //  Echo one multipart message (routing id + payload) as it came
+        zmq_msg_t part;
+        zmq_msg_init (&part);
+        if (zmq_msg_recv (&part, router, 0) < 0) {
+            zmq_msg_close (&part);
+            if (zmq_errno () == EAGAIN || zmq_errno () == EINTR)
+                continue;
+            break;
+        }
+        bool more = zmq_msg_more (&part);
+        zmq_msg_send (&part, router, more ? ZMQ_SNDMORE : 0);
+        while (more) {
+            zmq_msg_init (&part);
+            if (zmq_msg_recv (&part, router, 0) < 0) {
+                zmq_msg_close (&part);
+                break;
+            }
+            more = zmq_msg_more (&part);
+            zmq_msg_send (&part, router, more ? ZMQ_SNDMORE : 0);
+        }
+    }
+    if (router)
+        zmq_close (router);
+    return NULL;
 }
 
 static int
@@ -865,17 +902,36 @@ s_bench_rtt (opts_t *o)
         o->count = 20000;
     if (o->count < 1)
         o->count = 1;
-    zactor_t *echo = zactor_new (s_echo_actor, NULL);
-    char *port = zstr_recv (echo);
+    echo_t echo;
+    memset (&echo, 0, sizeof echo);
+    echo.ctx = zmq_ctx_new ();
+    echo.port = -1;
+    atomic_init (&echo.stop, false);
+    pthread_mutex_init (&echo.lock, NULL);
+    pthread_cond_init (&echo.cond, NULL);
+    pthread_t thread;
+    bool started = echo.ctx
+                && pthread_create (&thread, NULL, s_echo_thread, &echo) == 0;
+    if (started) {
+        pthread_mutex_lock (&echo.lock);
+        while (!echo.ready)
+            pthread_cond_wait (&echo.cond, &echo.lock);
+        pthread_mutex_unlock (&echo.lock);
+    }
     zsock_t *dealer = NULL;
-    if (port && atoi (port) > 0)
+    if (started && echo.port > 0)
         dealer = zsock_new_dealer (NULL);
     if (!dealer) {
         fprintf (stderr, "zrocket bench: cannot bind tcp://127.0.0.1:*\n");
-        zstr_free (&port);
-        zactor_destroy (&echo);
+        atomic_store (&echo.stop, true);
+        if (started)
+            pthread_join (thread, NULL);
+        if (echo.ctx)
+            zmq_ctx_term (echo.ctx);
         return 1;
     }
+    char port [16];
+    snprintf (port, sizeof port, "%d", echo.port);
     zsock_connect (dealer, "tcp://127.0.0.1:%s", port);
     zsock_set_rcvtimeo (dealer, 5000);
     char *body = (char *) zmalloc ((size_t) o->size + 1);
@@ -916,7 +972,8 @@ s_bench_rtt (opts_t *o)
     double p50 = s_hist_quantile_us (hist, 0.50);
     double p99 = s_hist_quantile_us (hist, 0.99);
     double p999 = s_hist_quantile_us (hist, 0.999);
-    printf ("bench rtt: bare DEALER/ROUTER echo over tcp://127.0.0.1, "
+    printf ("bench rtt: bare DEALER/ROUTER echo over tcp://127.0.0.1 (echo "
+            "thread with its own context), "
             "size=%" PRId64 "\n", o->size);
     printf ("  round trips %" PRId64 " in %.2f s, %" PRId64 " errors\n",
             done, secs, errors);
@@ -929,8 +986,11 @@ s_bench_rtt (opts_t *o)
             (double) hist->max / 1000.0);
     fflush (stdout);
     zsock_destroy (&dealer);
-    zactor_destroy (&echo);
-    zstr_free (&port);
+    atomic_store (&echo.stop, true);
+    pthread_join (thread, NULL);
+    zmq_ctx_term (echo.ctx);
+    pthread_mutex_destroy (&echo.lock);
+    pthread_cond_destroy (&echo.cond);
     free (body);
     free (hist);
     return errors || done == 0 ? 1 : 0;
