@@ -70,6 +70,7 @@ typedef struct {
     uint8_t identity [IDENTITY_MAX];
     size_t identity_size;
     bool delimiter;         //  REQ peer: reply needs an empty frame
+    bool oneway;            //  oneway SEND: never answered
     uint64_t rid;
     client_t *client;       //  counted against max-inflight, or NULL
 } route_t;
@@ -317,6 +318,10 @@ s_client_release (broker_t *self, route_t *route)
 static void
 s_send_reply (broker_t *self, route_t *route, zlistx_t *bodies)
 {
+    if (route->oneway) {
+        s_client_release (self, route);
+        return;
+    }
     void *handle = zsock_resolve (self->router);
     bool more_bodies = bodies && zlistx_size (bodies) > 0;
     int rc = zmq_send (handle, route->identity, route->identity_size,
@@ -440,18 +445,35 @@ s_need_int (broker_t *self, route_t *route, const zr_obj_t *h,
     return 0;
 }
 
+//  Reads a topic or group name into buf (ZR_NAME_MAX + 1 bytes): a
+//  missing or non-string field is MALFORMED, a string that is not a
+//  valid name is BAD_ARGUMENT.
 static int
 s_need_name (broker_t *self, route_t *route, const zr_obj_t *h,
              const char *key, char *buf)
 {
-    if (s_need_str (self, route, h, key, buf, ZR_NAME_MAX + 1 + 1, true))
-        return -1;
-    if (!s_valid_name (buf, strlen (buf))) {
-        s_reply_error (self, route, ZR_BAD_ARGUMENT,
-                       "'%s' is not a valid %s name (1-%d characters of "
-                       "A-Z a-z 0-9 _ - %% |)", buf, key, ZR_NAME_MAX);
+    const char *s;
+    size_t len;
+    int rc = zr_field_str (h, key, &s, &len);
+    if (rc == ZR_FIELD_MISSING) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "missing field '%s'", key);
         return -1;
     }
+    if (rc != ZR_FIELD_OK) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "field '%s' must be a string", key);
+        return -1;
+    }
+    if (!s_valid_name (s, len)) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "'%.*s' is not a valid %s name (1-%d characters of "
+                       "A-Z a-z 0-9 _ - %% |)", (int) (len > 64 ? 64 : len),
+                       s, key, ZR_NAME_MAX);
+        return -1;
+    }
+    memcpy (buf, s, len);
+    buf [len] = 0;
     return 0;
 }
 
@@ -623,29 +645,39 @@ s_cmd_send (broker_t *self, route_t *route, const zr_obj_t *h,
                        "field 'oneway' must be a boolean");
         return;
     }
-    if (oneway)
-        route->rid = UINT64_MAX;    //  marker; nothing is sent
+    route->oneway = oneway;
     char name [ZR_NAME_MAX + 2];
     int64_t queue, born;
-    char id [ZR_MSG_ID_LEN + 2];
-    const char *tags = "", *keys = "";
+    char id [ZR_MSG_ID_LEN + 1] = "";
+    const char *tags = "", *keys = "", *idstr = NULL;
+    size_t idlen = 0;
     size_t tags_len = 0, keys_len = 0;
 
     if (s_need_name (self, route, h, "topic", name)
     ||  s_need_int (self, route, h, "queue", &queue, false, -1, -1,
                     INT32_MAX)
-    ||  s_need_int (self, route, h, "born", &born, false, 0, 0, INT64_MAX)
-    ||  s_need_str (self, route, h, "id", id, sizeof id, false))
+    ||  s_need_int (self, route, h, "born", &born, false, 0, 0, INT64_MAX))
         goto rejected;
+    int id_rc = zr_field_str (h, "id", &idstr, &idlen);
+    if (id_rc == ZR_FIELD_TYPE) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "field 'id' must be a string");
+        goto rejected;
+    }
+    if (id_rc == ZR_FIELD_OK) {
+        if (!s_valid_id (idstr, idlen)) {
+            s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                           "message id must be %d hex digits",
+                           ZR_MSG_ID_LEN);
+            goto rejected;
+        }
+        memcpy (id, idstr, idlen);
+        id [idlen] = 0;
+    }
     if (zr_field_str (h, "tags", &tags, &tags_len) == ZR_FIELD_TYPE
     ||  zr_field_str (h, "keys", &keys, &keys_len) == ZR_FIELD_TYPE) {
         s_reply_error (self, route, ZR_MALFORMED,
                        "fields 'tags' and 'keys' must be strings");
-        goto rejected;
-    }
-    if (*id && !s_valid_id (id, strlen (id))) {
-        s_reply_error (self, route, ZR_BAD_ARGUMENT,
-                       "message id must be %d hex digits", ZR_MSG_ID_LEN);
         goto rejected;
     }
     if (body_count != 1) {
@@ -787,9 +819,11 @@ rejected:
 typedef struct {
     broker_t *self;
     size_t count;
-    size_t bytes;
+    size_t bytes;           //  body bytes collected
+    size_t max_bytes;       //  body byte budget (the first always fits)
     int64_t last;
     bool damaged;
+    bool full;
 } collect_t;
 
 static void
@@ -797,7 +831,7 @@ s_collect (int64_t offset, const void *record, size_t size, void *arg)
 {
     collect_t *c = (collect_t *) arg;
     const uint8_t *r = (const uint8_t *) record;
-    if (c->damaged)
+    if (c->damaged || c->full)
         return;
     if (size < 4) {
         c->damaged = true;
@@ -809,11 +843,15 @@ s_collect (int64_t offset, const void *record, size_t size, void *arg)
         c->damaged = true;
         return;
     }
+    size_t body_size = size - 4 - meta;
+    if (c->count > 0 && c->bytes + body_size > c->max_bytes) {
+        c->full = true;
+        return;
+    }
     zchunk_extend (c->self->scratch, r + 4, meta);
-    zframe_t *body = zframe_new (r + 4 + meta, size - 4 - meta);
-    zlistx_add_end (c->self->bodies, body);
+    zlistx_add_end (c->self->bodies, zframe_new (r + 4 + meta, body_size));
     c->count++;
-    c->bytes += size - 4 - meta;
+    c->bytes += body_size;
     c->last = offset;
 }
 
@@ -826,14 +864,16 @@ s_pull_reply (broker_t *self, route_t *route, topic_t *topic, int queue,
     queue_t *q = &topic->queue [queue];
     zchunk_set (self->scratch, "", 0);
     zlistx_purge (self->bodies);
-    collect_t c = { self, 0, 0, -1, false };
+    collect_t c = { self, 0, 0, max_bytes, -1, false, false };
     int rc = 0;
     if (offset < q->max) {
         int count = max_count;
         if (offset + count > q->max)
             count = (int) (q->max - offset);
+        //  max_bytes counts bodies; s_collect stops at it, so the store
+        //  reads at most count records.
         rc = zr_store_read (self->store, topic->name, queue, offset, count,
-                            max_bytes, s_collect, &c);
+                            SIZE_MAX, s_collect, &c);
     }
     if (rc < 0 || c.damaged) {
         zlistx_purge (self->bodies);
@@ -1379,12 +1419,21 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
                        "this broker speaks 1", version);
         goto done;
     }
-    if (zr_field_strbuf (h, "cmd", cmd, sizeof cmd) != ZR_FIELD_OK) {
+    const char *cmdstr;
+    size_t cmdlen;
+    if (zr_field_str (h, "cmd", &cmdstr, &cmdlen) != ZR_FIELD_OK) {
         self->stats.malformed++;
         s_reply_error (self, &route, ZR_MALFORMED,
                        "field 'cmd' must be a command name string");
         goto done;
     }
+    if (cmdlen >= sizeof cmd || memchr (cmdstr, 0, cmdlen)) {
+        s_reply_error (self, &route, ZR_UNKNOWN_COMMAND,
+                       "unknown command '%.*s...'", 16, cmdstr);
+        goto done;
+    }
+    memcpy (cmd, cmdstr, cmdlen);
+    cmd [cmdlen] = 0;
     zmq_msg_t *bodies = &frames [first + 1];
     size_t body_count = count - first - 1;
     if (streq (cmd, "SEND")) {
