@@ -5,6 +5,8 @@
 */
 #include "actors/cli.h"
 #include "actors/config.h"
+#include <pthread.h>
+#include <signal.h>
 
 #define ZR_CLI_PIPE_TIMEOUT 10000   //  ms to wait for a pipe reply
 
@@ -217,6 +219,17 @@ s_run (const char *cmd, int argc, char **argv, bool dev)
     zpoller_destroy (&poller);
     rc = 0;
 done:
+    if (broker) {
+        //  A second SIGINT/SIGTERM (timeout(1) sends two) must not
+        //  interrupt zactor_destroy's wait: main would return while the
+        //  actor still closes the store, and RocksDB aborts at exit. So
+        //  this thread stops taking them; the actor finishes its work.
+        sigset_t block;
+        sigemptyset (&block);
+        sigaddset (&block, SIGINT);
+        sigaddset (&block, SIGTERM);
+        pthread_sigmask (SIG_BLOCK, &block, NULL);
+    }
     zactor_destroy (&broker);
     zconfig_destroy (&cfg);
     free (flags);
