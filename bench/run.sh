@@ -222,6 +222,8 @@ echo "Written by \`bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), at"
 echo "commit $REV$DIRTY. Broker and bench ran on the same machine over"
 echo "loopback TCP; the broker was a separate \`zrocket broker\` process"
 echo "with a fresh data directory per message size, flush mode \`$FLUSH\`."
+echo "Executable: \`$BIN\`$([ "${BENCH_PERF:-0}" = 1 ] && echo "; perf"
+echo "recorded the broker during the headline and consume runs")."
 echo
 echo "## Machine"
 echo
