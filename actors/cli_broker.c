@@ -75,8 +75,9 @@ s_expand_port (int argc, char **argv, int *argc_out, zlist_t *made)
         }
         char *bind = p == 0 ? strdup ("--bind=tcp://*:*")
                             : zsys_sprintf ("--bind=tcp://*:%ld", p);
-        zlist_append (made, bind);
-        out [n++] = bind;
+        zlist_append (made, bind);      //  autofree: keeps a copy
+        zstr_free (&bind);
+        out [n++] = (char *) zlist_last (made);
     }
     *argc_out = n;
     return out;

@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#define ZR_CONFIG_FILE_MAX (1024 * 1024)
+
 static const zr_setting_t *
 s_find (const zr_setting_t *table, const char *name, size_t len)
 {
@@ -82,7 +84,26 @@ s_load_file (const zr_setting_t *table, const char *section,
                   strerror (errno));
         return NULL;
     }
-    zconfig_t *root = zconfig_load (file);
+    //  Read it here rather than with zconfig_load, which leaks on a
+    //  syntax error (CZMQ 4.2)
+    FILE *stream = fopen (file, "rb");
+    char *text = NULL;
+    size_t size = 0;
+    if (stream) {
+        text = (char *) malloc (ZR_CONFIG_FILE_MAX + 1);
+        assert (text);
+        size = fread (text, 1, ZR_CONFIG_FILE_MAX + 1, stream);
+        fclose (stream);
+    }
+    if (!stream || size > ZR_CONFIG_FILE_MAX) {
+        snprintf (err, errsize, "cannot read config file '%s': %s", file,
+                  stream ? "larger than 1 MiB" : strerror (errno));
+        free (text);
+        return NULL;
+    }
+    text [size] = 0;
+    zconfig_t *root = zconfig_str_load (text);
+    free (text);
     if (!root) {
         snprintf (err, errsize,
                   "config file '%s' is not valid ZPL (CZMQ zconfig format)",
