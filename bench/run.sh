@@ -113,6 +113,9 @@ broker_cpu () {
 }
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+REV=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=$(git -C "$SRC" status --porcelain 2>/dev/null | grep -q . \
+        && echo " (work tree had uncommitted changes)" || true)
 
 # --- runs ----------------------------------------------------------------
 RESULTS=$WORK/results.txt           # label|RESULT line|broker cpu %
@@ -211,9 +214,6 @@ check () {                          # check OK_EXPRESSION -> met / MISSED
 
 MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 MEM=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-REV=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=$(git -C "$SRC" status --porcelain 2>/dev/null | grep -q . \
-        && echo " (work tree had uncommitted changes)" || true)
 
 {
 echo "# Benchmarks"
@@ -222,8 +222,9 @@ echo "Written by \`bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), at"
 echo "commit $REV$DIRTY. Broker and bench ran on the same machine over"
 echo "loopback TCP; the broker was a separate \`zrocket broker\` process"
 echo "with a fresh data directory per message size, flush mode \`$FLUSH\`."
-echo "Executable: \`$BIN\`$([ "${BENCH_PERF:-0}" = 1 ] && echo "; perf"
-echo "recorded the broker during the headline and consume runs")."
+PERF_NOTE=
+[ "${BENCH_PERF:-0}" = 1 ] && PERF_NOTE="; perf recorded the broker during the headline and consume runs"
+echo "Executable: \`$BIN\`$PERF_NOTE."
 echo
 echo "## Machine"
 echo
