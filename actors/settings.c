@@ -25,6 +25,39 @@ const zr_setting_t zr_broker_settings [] = {
       "most sends in one group commit" },
     { "min-free-mb", ZR_SETTING_INT, "256", NULL,
       "refuse writes (DISK_FULL) below this much free disk, MiB" },
+    { "nameserver", ZR_SETTING_STR, "auto", NULL,
+      "nameservers to register with, comma-separated tcp:// endpoints; "
+      "auto: 127.0.0.1:9876 if it answers, else beacons; none: no "
+      "nameserver" },
+    { "cluster", ZR_SETTING_STR, "DefaultCluster", NULL,
+      "cluster name (beacons of other clusters are ignored)" },
+    { "heartbeat-ms", ZR_SETTING_INT, "10000", NULL,
+      "interval between registrations with the nameservers, ms" },
+    { "interface", ZR_SETTING_STR, NULL, NULL,
+      "network interface to listen for beacons on (default: CZMQ's "
+      "choice, the first broadcast-capable one)" },
+    { "beacon-port", ZR_SETTING_INT, "9876", NULL,
+      "UDP port of nameserver beacons" },
+    { NULL, 0, NULL, NULL, NULL }
+};
+
+const zr_setting_t zr_nameserver_settings [] = {
+    { "bind", ZR_SETTING_STR, "tcp://*:9876", NULL,
+      "endpoints to listen on, comma-separated" },
+    { "cluster", ZR_SETTING_STR, "DefaultCluster", NULL,
+      "cluster name: brokers of other clusters are refused, beacons "
+      "carry it" },
+    { "expiry-ms", ZR_SETTING_INT, "30000", NULL,
+      "drop a broker that has not registered for this long, ms" },
+    { "beacon", ZR_SETTING_BOOL, "false", NULL,
+      "broadcast a UDP beacon so brokers and clients find this "
+      "nameserver with no configuration" },
+    { "beacon-port", ZR_SETTING_INT, "9876", NULL,
+      "UDP port of the beacon" },
+    { "beacon-interval-ms", ZR_SETTING_INT, "500", NULL,
+      "interval between beacons, ms" },
+    { "interface", ZR_SETTING_STR, NULL, NULL,
+      "network interface to beacon on (default: CZMQ's choice)" },
     { NULL, 0, NULL, NULL, NULL }
 };
 

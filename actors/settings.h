@@ -31,6 +31,9 @@ typedef struct {
 //  broker actor reads exactly these keys from its zconfig_t.
 extern const zr_setting_t zr_broker_settings [];
 
+//  The nameserver's settings (section "nameserver").
+extern const zr_setting_t zr_nameserver_settings [];
+
 //  Returns the value of setting name in section of cfg (cfg may be NULL),
 //  or the table's default. Borrowed.
 const char *

@@ -112,6 +112,63 @@ char *
     zr_broker_endpoint (zactor_t *broker);
 
 //  --------------------------------------------------------------------
+//  Nameserver actor
+//
+//  zactor_t *ns = zactor_new (zr_nameserver_actor, cfg);
+//
+//  cfg: zconfig_t * (borrowed, NULL for defaults) with the
+//  "nameserver/..." settings that `zrocket nameserver --help` lists:
+//  bind, cluster, expiry-ms, beacon, beacon-port, beacon-interval-ms,
+//  interface.
+//
+//  Pipe commands:
+//    START      -> "OK" | "ERROR" reason   (binds, starts the beacon)
+//    ENDPOINTS  -> "OK" endpoint...
+//    $TERM
+void
+    zr_nameserver_actor (zsock_t *pipe, void *args);
+
+//  Starts the actor and sends START; NULL with *err (caller frees) when
+//  it could not start.
+zactor_t *
+    zr_nameserver_new (zconfig_t *cfg, char **err);
+
+//  First endpoint the nameserver listens on, port resolved, wildcard
+//  host as 127.0.0.1 (caller frees), or NULL.
+char *
+    zr_nameserver_endpoint (zactor_t *nameserver);
+
+//  --------------------------------------------------------------------
+//  Routes: which broker groups serve a topic (from a nameserver).
+
+typedef struct _zr_route_t zr_route_t;
+
+//  Asks the nameservers (comma-separated endpoints; any one that answers
+//  will do) for a topic's route. Returns NULL with *err (caller frees)
+//  naming what is missing: no nameserver answered, or the topic is
+//  unknown to every nameserver that answered.
+zr_route_t *
+    zr_route_lookup (const char *nameservers, const char *topic,
+                     int timeout_ms, char **err);
+
+void        zr_route_destroy (zr_route_t **self_p);
+//  Broker groups serving the topic.
+size_t      zr_route_groups (zr_route_t *self);
+//  Group i's name, its master's endpoint (NULL when it has none) and the
+//  topic's queue count there. Borrowed.
+const char *zr_route_group (zr_route_t *self, size_t index);
+const char *zr_route_master (zr_route_t *self, size_t index);
+int         zr_route_queues (zr_route_t *self, size_t index);
+
+//  Finds nameservers the way every zrocket command does when given no
+//  address: 127.0.0.1:9876 if a nameserver answers there within 200 ms,
+//  else the first beacon of cluster (NULL: DefaultCluster) heard within
+//  timeout_ms. Listening sends nothing. Returns a comma-separated
+//  endpoint list (caller frees) or NULL.
+char *
+    zr_discover_nameservers (const char *cluster, int timeout_ms);
+
+//  --------------------------------------------------------------------
 //  Messages
 
 typedef struct _zr_message_t zr_message_t;
@@ -181,6 +238,20 @@ typedef void (zr_send_fn) (const zr_send_result_t *result, void *arg);
 //  endpoint. Connecting is asynchronous; the first send waits for it.
 zr_producer_t *
     zr_producer_new (const char *endpoint);
+
+//  Creates a producer that routes through nameservers (comma-separated
+//  endpoints; NULL: zr_discover_nameservers). It spreads sends over every
+//  queue of every broker group serving the topic, refreshes routes on an
+//  interval and when a broker says the topic is not there, and retries a
+//  send whose broker does not answer on another broker (keeping its id),
+//  avoiding that broker until the routes show it alive again. Sends with
+//  a sharding key or an explicit queue never move to another broker.
+//  Returns NULL when no nameserver can be found.
+zr_producer_t *
+    zr_producer_new_routed (const char *nameservers);
+
+//  Route refresh interval for a routed producer, ms (default 30000).
+void zr_producer_set_route_refresh (zr_producer_t *self, int interval_ms);
 
 void
     zr_producer_destroy (zr_producer_t **self_p);

@@ -35,6 +35,8 @@ zrt_broker_start (const char *dir, const char *endpoint, const char *extra,
     zconfig_t *cfg = zconfig_new ("root", NULL);
     zconfig_put (cfg, "broker/data", dir);
     zconfig_put (cfg, "broker/bind", endpoint);
+    //  Tests name their nameservers; none unless extra says so.
+    zconfig_put (cfg, "broker/nameserver", "none");
     if (extra) {
         char *copy = strdup (extra);
         char *save = NULL;
