@@ -679,8 +679,11 @@ s_consumer_thread (void *arg)
             if (!wait_mode && job->next [q] >= job->end [q])
                 continue;
             int wait = job->next [q] < job->end [q] ? 0 : 1000;
+            int64_t left = job->target - atomic_load (job->total);
+            int max_count = left < 1024 ? (int) left : 1024;
             zr_pull_t *pull = zr_consumer_pull (consumer, o->topic, q,
-                                                job->next [q], 1024, wait);
+                                                job->next [q], max_count,
+                                                wait);
             busy = true;
             zr_status_t status = pull ? zr_pull_status (pull) : ZR_TIMEOUT;
             if (status == ZR_OK) {
