@@ -30,6 +30,7 @@
 #include "transport/transport.h"
 #include "store/store.h"
 #include "actors/settings.h"
+#include "broker/nslink.h"
 
 #define HEADER_MAX (64 * 1024)
 #define BATCH_BYTES_MAX (16 * 1024 * 1024)
@@ -114,9 +115,24 @@ typedef struct {
     uint64_t long_polls;
 } stats_t;
 
+//  A TOPIC_CREATE answered once the nameservers have the new route.
+typedef struct {
+    route_t route;
+    char topic [ZR_NAME_MAX + 1];
+    int queues;
+    bool created;
+    uint64_t gen;           //  state generation that holds the topic
+} parked_t;
+
 typedef struct {
     zsock_t *pipe;
     zsock_t *router;
+    zactor_t *nslink;       //  registration with nameservers, or NULL
+    uint64_t state_gen;     //  generation of the state last handed over
+    uint64_t acked_gen;     //  generation the link last reported on
+    int acked_count;        //  nameservers that had it, of
+    int acked_total;        //  nameservers known then
+    zlistx_t *parked;       //  parked_t
     zr_store_t *store;
     zconfig_t *cfg;         //  our copy of the settings
     bool terminated;
@@ -132,6 +148,11 @@ typedef struct {
     int max_inflight;
     int batch_max;
     int64_t min_free;
+    char *nameservers;
+    char *cluster;
+    int heartbeat_ms;
+    char *interface;
+    int beacon_port;
 
     zlistx_t *endpoints;    //  bound endpoints (char *)
     zhashx_t *topics;       //  name -> topic_t
@@ -572,6 +593,45 @@ s_batch_commit (broker_t *self)
     }
 }
 
+//  Hands the nameserver link the broker's state (topics, endpoints) as
+//  a new generation; the link registers it at once.
+static void
+s_state_changed (broker_t *self)
+{
+    if (!self->nslink)
+        return;
+    zr_enc_t *e = zr_enc_new ();
+    zr_enc_map (e, 6);
+    zr_enc_kstr (e, "group", zr_store_group (self->store));
+    zr_enc_kint (e, "broker_id", 0);
+    zr_enc_kstr (e, "role", "master");
+    zr_enc_kint (e, "epoch", (int64_t) zr_store_epoch (self->store));
+    zr_enc_str (e, "endpoints");
+    zr_enc_array (e, zlistx_size (self->endpoints));
+    const char *ep = (const char *) zlistx_first (self->endpoints);
+    while (ep) {
+        zr_enc_str (e, ep);
+        ep = (const char *) zlistx_next (self->endpoints);
+    }
+    zr_enc_str (e, "topics");
+    zr_enc_array (e, zhashx_size (self->topics));
+    topic_t *topic = (topic_t *) zhashx_first (self->topics);
+    while (topic) {
+        zr_enc_map (e, 2);
+        zr_enc_kstr (e, "topic", topic->name);
+        zr_enc_kint (e, "queues", topic->queues);
+        topic = (topic_t *) zhashx_next (self->topics);
+    }
+    char gen [24];
+    snprintf (gen, sizeof gen, "%" PRIu64, ++self->state_gen);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "STATE");
+    zmsg_addstr (msg, gen);
+    zmsg_addmem (msg, zr_enc_data (e), zr_enc_size (e));
+    zmsg_send (&msg, self->nslink);
+    zr_enc_destroy (&e);
+}
+
 //  Creates a topic and commits it at once. Returns the topic or NULL
 //  with *reason set.
 static topic_t *
@@ -588,7 +648,9 @@ s_topic_create (broker_t *self, const char *name, int queues,
         return NULL;
     }
     self->stats.commits++;
-    return s_topic_add (self, name, queues);
+    topic_t *topic = s_topic_add (self, name, queues);
+    s_state_changed (self);
+    return topic;
 }
 
 //  --------------------------------------------------------------------
@@ -1123,6 +1185,7 @@ s_cmd_topic_create (broker_t *self, route_t *route, const zr_obj_t *h)
             return;
         }
         s_topic_grow (topic, (int) queues);
+        s_state_changed (self);
     }
     if (!topic) {
         const char *reason = NULL;
@@ -1133,11 +1196,68 @@ s_cmd_topic_create (broker_t *self, route_t *route, const zr_obj_t *h)
         }
         created = true;
     }
-    s_reply_begin (self, route, ZR_OK, NULL, 3);
+    if (self->nslink && self->state_gen > self->acked_gen
+    &&  s_client_take (self, route) == 0) {
+        //  Answered when the nameservers have the route (or in 3 s).
+        parked_t *p = (parked_t *) zmalloc (sizeof (parked_t));
+        p->route = *route;
+        strcpy (p->topic, name);
+        p->queues = topic->queues;
+        p->created = created;
+        p->gen = self->state_gen;
+        zlistx_add_end (self->parked, p);
+        return;
+    }
+    s_reply_begin (self, route, ZR_OK, NULL, 5);
     zr_enc_kstr (self->enc, "topic", name);
     zr_enc_kint (self->enc, "queues", topic->queues);
     zr_enc_kbool (self->enc, "created", created);
+    zr_enc_kint (self->enc, "registered", self->acked_count);
+    zr_enc_kint (self->enc, "nameservers", self->acked_total);
     s_send_reply (self, route, NULL);
+}
+
+//  Answers parked TOPIC_CREATEs whose state generation is <= gen.
+static void
+s_answer_parked (broker_t *self, uint64_t gen, int acked, int total)
+{
+    parked_t *p = (parked_t *) zlistx_first (self->parked);
+    while (p) {
+        void *cursor = zlistx_cursor (self->parked);
+        parked_t *next = (parked_t *) zlistx_next (self->parked);
+        if (p->gen <= gen) {
+            s_reply_begin (self, &p->route, ZR_OK, NULL, 5);
+            zr_enc_kstr (self->enc, "topic", p->topic);
+            zr_enc_kint (self->enc, "queues", p->queues);
+            zr_enc_kbool (self->enc, "created", p->created);
+            zr_enc_kint (self->enc, "registered", acked);
+            zr_enc_kint (self->enc, "nameservers", total);
+            s_send_reply (self, &p->route, NULL);
+            zlistx_detach (self->parked, cursor);
+            free (p);
+        }
+        p = next;
+    }
+}
+
+static void
+s_nslink_event (broker_t *self)
+{
+    char *event = NULL, *gen = NULL, *acked = NULL, *total = NULL;
+    if (zstr_recvx (self->nslink, &event, &gen, &acked, &total, NULL) >= 4
+    &&  streq (event, "ACKED")) {
+        uint64_t g = strtoull (gen, NULL, 10);
+        if (g >= self->acked_gen) {
+            self->acked_gen = g;
+            self->acked_count = atoi (acked);
+            self->acked_total = atoi (total);
+        }
+        s_answer_parked (self, g, atoi (acked), atoi (total));
+    }
+    zstr_free (&event);
+    zstr_free (&gen);
+    zstr_free (&acked);
+    zstr_free (&total);
 }
 
 static void
@@ -1160,6 +1280,7 @@ s_cmd_topic_delete (broker_t *self, route_t *route, const zr_obj_t *h)
     }
     self->stats.commits++;
     zhashx_delete (self->topics, name);
+    s_state_changed (self);
     s_serve_waiters (self, false);      //  answers pulls on the topic
     s_reply_ok (self, route);
 }
@@ -1660,6 +1781,27 @@ s_configure (broker_t *self, char **err)
     self->max_inflight = (int) inflight;
     self->batch_max = (int) batch;
     self->min_free = free_mb * 1024 * 1024;
+    int64_t heartbeat, beacon_port;
+    if (s_setting_int (self, "heartbeat-ms", 10, 3600000, &heartbeat, err)
+    ||  s_setting_int (self, "beacon-port", 1, 65535, &beacon_port, err))
+        return -1;
+    self->heartbeat_ms = (int) heartbeat;
+    self->beacon_port = (int) beacon_port;
+    const char *ns = zr_setting_get (self->cfg, "broker",
+                                     zr_broker_settings, "nameserver");
+    const char *cluster = zr_setting_get (self->cfg, "broker",
+                                          zr_broker_settings, "cluster");
+    const char *iface = zr_setting_get (self->cfg, "broker",
+                                        zr_broker_settings, "interface");
+    self->nameservers = strdup (ns && *ns ? ns : "none");
+    self->cluster = strdup (cluster && *cluster ? cluster
+                                                : "DefaultCluster");
+    self->interface = strdup (iface ? iface : "");
+    if (!s_valid_name (self->cluster, strlen (self->cluster))) {
+        *err = zsys_sprintf ("setting cluster: '%s' is not a valid name",
+                             self->cluster);
+        return -1;
+    }
     return 0;
 }
 
@@ -1702,6 +1844,25 @@ s_start (broker_t *self, char **err)
         return -1;
     }
     s_check_disk (self);
+    if (strneq (self->nameservers, "none")) {
+        self->nslink = zactor_new (zr_nslink_actor, NULL);
+        char hb [16], bp [16];
+        snprintf (hb, sizeof hb, "%d", self->heartbeat_ms);
+        snprintf (bp, sizeof bp, "%d", self->beacon_port);
+        zstr_sendx (self->nslink, "CONFIGURE", self->nameservers,
+                    self->cluster, hb, self->interface, bp, NULL);
+        char *status = NULL, *reason = NULL;
+        zstr_recvx (self->nslink, &status, &reason, NULL);
+        bool ok = status && streq (status, "OK");
+        if (!ok)
+            *err = zsys_sprintf ("setting nameserver: %s",
+                                 reason ? reason : "?");
+        zstr_free (&status);
+        zstr_free (&reason);
+        if (!ok)
+            return -1;
+        s_state_changed (self);
+    }
     self->started = true;
     zsys_info ("broker: group %s started, data in %s, %zu topics, seq %"
                PRIu64, zr_store_group (self->store), self->data,
@@ -1811,6 +1972,7 @@ zr_broker_actor (zsock_t *pipe, void *args)
     zhashx_set_destructor (self->clients, (zhashx_destructor_fn *)
                            zstr_free);
     self->waiters = zlistx_new ();
+    self->parked = zlistx_new ();
     self->enc = zr_enc_new ();
     self->rec = zr_enc_new ();
     self->scratch = zchunk_new (NULL, 64 * 1024);
@@ -1825,7 +1987,9 @@ zr_broker_actor (zsock_t *pipe, void *args)
     while (!self->terminated) {
         zmq_pollitem_t items [] = {
             { handle_pipe, 0, ZMQ_POLLIN, 0 },
-            { handle_router, 0, ZMQ_POLLIN, 0 }
+            { handle_router, 0, ZMQ_POLLIN, 0 },
+            { self->nslink ? zsock_resolve (zactor_sock (self->nslink))
+                           : NULL, 0, ZMQ_POLLIN, 0 }
         };
         long timeout = DISK_CHECK_MS;
         int64_t deadline = s_next_deadline (self);
@@ -1834,7 +1998,8 @@ zr_broker_actor (zsock_t *pipe, void *args)
             if (left < timeout)
                 timeout = left < 0 ? 0 : (long) left;
         }
-        int n = zmq_poll (items, self->started ? 2 : 1, timeout);
+        int n = zmq_poll (items, !self->started ? 1 : self->nslink ? 3 : 2,
+                          timeout);
         if (n == -1)
             break;          //  interrupted
         if (items [0].revents & ZMQ_POLLIN)
@@ -1844,6 +2009,8 @@ zr_broker_actor (zsock_t *pipe, void *args)
         if (self->started) {
             if (items [1].revents & ZMQ_POLLIN)
                 s_serve_router (self);
+            if (self->nslink && (items [2].revents & ZMQ_POLLIN))
+                s_nslink_event (self);
             if (zlistx_size (self->waiters))
                 s_serve_waiters (self, true);
             if (zclock_mono () - self->disk_checked >= DISK_CHECK_MS)
@@ -1862,14 +2029,22 @@ zr_broker_actor (zsock_t *pipe, void *args)
                               w->max_count, w->max_bytes);
             w = (waiter_t *) zlistx_next (self->waiters);
         }
+        s_answer_parked (self, UINT64_MAX, 0, 0);
         s_refuse_queued (self);
     }
+    zactor_destroy (&self->nslink);     //  unregisters
     waiter_t *w = (waiter_t *) zlistx_first (self->waiters);
     while (w) {
         s_waiter_destroy (&w);
         w = (waiter_t *) zlistx_next (self->waiters);
     }
     zlistx_destroy (&self->waiters);
+    parked_t *p = (parked_t *) zlistx_first (self->parked);
+    while (p) {
+        free (p);
+        p = (parked_t *) zlistx_next (self->parked);
+    }
+    zlistx_destroy (&self->parked);
     zsock_destroy (&self->router);
     zr_store_destroy (&self->store);
     zhashx_destroy (&self->topics);
@@ -1883,6 +2058,9 @@ zr_broker_actor (zsock_t *pipe, void *args)
     free (self->pending);
     free (self->data);
     free (self->group_opt);
+    free (self->nameservers);
+    free (self->cluster);
+    free (self->interface);
     free (self);
 }
 
