@@ -6,11 +6,21 @@
 
     Actor: zactor_new (zr_discovery_actor, NULL)
     Pipe commands:
-      PUBLISH cluster port interval_ms udp_port interface
-                  -> "OK" | "ERROR" reason   (interface "" = default)
+      PUBLISH cluster port interval_ms udp_port interface [node_id_hex]
+                  -> "OK" hostname | "ERROR" reason
+                  node_id_hex (32 hex digits, optional): the id the
+                  beacon carries, e.g. the one PING answers; absent or
+                  "": 16 random bytes
       LISTEN cluster udp_port interface
-                  -> "OK" | "ERROR" reason
+                  -> "OK" hostname | "ERROR" reason
       $TERM
+    hostname is the address zbeacon uses. No usable interface gives
+    ERROR "no broadcast-capable network interface". One actor publishes
+    or listens, not both; a second PUBLISH/LISTEN is an ERROR.
+    interface "" keeps CZMQ's process-wide choice (zsys_set_interface or
+    ZSYS_INTERFACE, else the first broadcast-capable interface); a name
+    calls zsys_set_interface, which is process-global and applies to
+    every zbeacon the process configures afterwards.
     While listening, the actor sends on its pipe, once per nameserver
     (new node id, or a known one at a new endpoint):
       "NAMESERVER" endpoint node_id_hex
