@@ -8,10 +8,10 @@
        $ZR_BEACON_PORT, default 9876) until the first nameserver of the
        cluster is heard or timeout_ms passes. Listening sends nothing.
 
-    Interface: $ZR_INTERFACE when set and not empty (this calls
-    zsys_set_interface, process-global); otherwise whatever CZMQ already
-    uses: zsys_set_interface called earlier (the CLI's --interface), or
-    $ZSYS_INTERFACE, else the first broadcast-capable interface.
+    Interface, first match wins: one CZMQ already has (zsys_set_interface
+    called earlier, as the CLI does for --interface, or $ZSYS_INTERFACE);
+    $ZR_INTERFACE (this calls zsys_set_interface: process-global CZMQ
+    state); else the first broadcast-capable interface.
 */
 #include <zrocket.h>
 #include "client/client.h"
@@ -80,11 +80,15 @@ s_listen (const char *cluster, int timeout_ms)
     zactor_t *discovery = zactor_new (zr_discovery_actor, NULL);
     if (!discovery)
         return NULL;
-    const char *iface = getenv ("ZR_INTERFACE");
+    //  An interface CZMQ already has (zsys_set_interface, e.g. the CLI's
+    //  --interface, or ZSYS_INTERFACE) wins over $ZR_INTERFACE
+    const char *iface = "";
+    if (streq (zsys_interface (), "") && getenv ("ZR_INTERFACE"))
+        iface = getenv ("ZR_INTERFACE");
     char udp_port [8];
     snprintf (udp_port, sizeof (udp_port), "%d", s_beacon_port ());
     zstr_sendx (discovery, "LISTEN", cluster, udp_port,
-                iface ? iface : "", NULL);
+                iface, NULL);
     char *status = NULL, *detail = NULL;
     zpoller_t *poller = zpoller_new (discovery, NULL);
     assert (poller);
