@@ -13,8 +13,11 @@ s_main_usage (FILE *stream)
         "zrocket %d.%d.%d, a brokered messaging fabric on ZeroMQ.\n"
         "\n"
         "Commands:\n"
-        "  dev          run a broker for a laptop (auto-creates topics)\n"
+        "  dev          run a nameserver and a broker for a laptop\n"
         "  broker       run a broker in the foreground\n"
+        "  nameserver   run a nameserver in the foreground\n"
+        "  cluster      list the brokers a nameserver knows\n"
+        "  route        print which broker groups serve a topic\n"
         "  topic        create, list or delete topics\n"
         "  send         send messages (BODY, or one per line of stdin)\n"
         "  consume      print message bodies of a topic\n"
@@ -57,6 +60,9 @@ zr_cli_main (int argc, char **argv)
         { "stats", zr_cli_stats },
         { "msg", zr_cli_msg },
         { "ping", zr_cli_ping },
+        { "nameserver", zr_cli_nameserver },
+        { "cluster", zr_cli_cluster },
+        { "route", zr_cli_route },
         { "bench", zr_cli_bench },
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands [0]; i++)
@@ -245,4 +251,153 @@ zr_cli_ping_broker (const char *endpoint, int timeout_ms, char **group)
     zr_reply_destroy (&reply);
     zr_client_destroy (&client);
     return rc;
+}
+
+//  --------------------------------------------------------------------
+//  Finding brokers and nameservers
+
+//  Checks a comma-separated endpoint list. Returns 0 or -1 (printed).
+static int
+s_check_list (const char *what, const char *list)
+{
+    if (!*list) {
+        fprintf (stderr, "zrocket: %s: empty endpoint list\n", what);
+        return -1;
+    }
+    char *copy = strdup (list);
+    int rc = 0;
+    char *save = NULL;
+    int items = 0;
+    for (char *ep = strtok_r (copy, ",", &save); ep && rc == 0;
+         ep = strtok_r (NULL, ",", &save)) {
+        items++;
+        if (!strstr (ep, "://")) {
+            fprintf (stderr, "zrocket: %s: '%s' is not an endpoint (like "
+                     "tcp://127.0.0.1:9876)\n", what, ep);
+            rc = -1;
+        }
+    }
+    if (rc == 0 && items == 0) {
+        fprintf (stderr, "zrocket: %s: empty endpoint list\n", what);
+        rc = -1;
+    }
+    free (copy);
+    return rc;
+}
+
+//  True when a broker answers PING at endpoint within timeout_ms.
+static bool
+s_broker_answers (const char *endpoint, int timeout_ms)
+{
+    zr_client_t *client = zr_client_new (endpoint);
+    if (!client)
+        return false;
+    zr_client_begin (client, "PING", 0);
+    zr_reply_t *reply = zr_client_call (client, NULL, 0, timeout_ms);
+    bool ok = reply != NULL;
+    zr_reply_destroy (&reply);
+    zr_client_destroy (&client);
+    return ok;
+}
+
+int
+zr_cli_fabric_find (zr_cli_args_t *args, zr_cli_fabric_t *fabric)
+{
+    memset (fabric, 0, sizeof *fabric);
+    int64_t t;
+    if (zr_cli_get_int (args, "timeout-ms", 3000, 1, 3600000, &t))
+        return 2;
+    fabric->timeout_ms = (int) t;
+
+    //  1. Flags, 2. environment
+    const char *broker = zr_cli_get (args, "broker");
+    const char *ns = zr_cli_get (args, "nameserver");
+    const char *broker_what = "--broker", *ns_what = "--nameserver";
+    if (!broker && !ns) {
+        broker = getenv ("ZR_BROKER");
+        ns = getenv ("ZR_NAMESERVER");
+        if (broker && !*broker)
+            broker = NULL;
+        if (ns && !*ns)
+            ns = NULL;
+        broker_what = "ZR_BROKER";
+        ns_what = "ZR_NAMESERVER";
+    }
+    if (broker && (!strstr (broker, "://") || strchr (broker, ','))) {
+        fprintf (stderr, "zrocket: %s: '%s' is not an endpoint (like "
+                 "tcp://127.0.0.1:10911)\n", broker_what, broker);
+        return 2;
+    }
+    if (ns && s_check_list (ns_what, ns))
+        return 2;
+    if (broker || ns) {
+        fabric->broker = broker ? strdup (broker) : NULL;
+        fabric->nameservers = ns ? strdup (ns) : NULL;
+        return 0;
+    }
+    //  3. A nameserver on 127.0.0.1:9876, 4. beacons
+    const char *iface = zr_cli_get (args, "interface");
+    if (!iface)
+        iface = getenv ("ZR_INTERFACE");
+    if (iface && *iface)
+        zsys_set_interface (iface);
+    const char *cluster = zr_cli_get (args, "cluster");
+    if (!cluster)
+        cluster = getenv ("ZR_CLUSTER");
+    if (cluster && !*cluster)
+        cluster = NULL;
+    char *found = zr_discover_nameservers (cluster, 2000);
+    if (found && *found) {
+        fabric->nameservers = found;
+        return 0;
+    }
+    zstr_free (&found);
+    //  5. A broker on 127.0.0.1:10911
+    int ping_ms = fabric->timeout_ms < 1000 ? fabric->timeout_ms : 1000;
+    if (s_broker_answers (ZR_DEFAULT_ENDPOINT, ping_ms)) {
+        fabric->broker = strdup (ZR_DEFAULT_ENDPOINT);
+        return 0;
+    }
+    fprintf (stderr, "zrocket: no nameserver or broker found (tried "
+             "--broker, --nameserver, ZR_BROKER, ZR_NAMESERVER, a "
+             "nameserver on tcp://127.0.0.1:9876, beacons of cluster %s%s%s "
+             "for 2 s, a broker on %s)\n",
+             cluster ? cluster : "DefaultCluster",
+             iface && *iface ? " on " : "", iface && *iface ? iface : "",
+             ZR_DEFAULT_ENDPOINT);
+    return 1;
+}
+
+void
+zr_cli_fabric_free (zr_cli_fabric_t *fabric)
+{
+    zstr_free (&fabric->broker);
+    zstr_free (&fabric->nameservers);
+}
+
+zr_reply_t *
+zr_cli_ns_call (const char *nameservers, const char *cmd, const char *topic,
+                int timeout_ms, char **which)
+{
+    char *copy = strdup (nameservers);
+    char *save = NULL;
+    zr_reply_t *reply = NULL;
+    for (char *ep = strtok_r (copy, ",", &save); ep && !reply;
+         ep = strtok_r (NULL, ",", &save)) {
+        zr_client_t *client = zr_client_new (ep);
+        if (!client)
+            continue;
+        zr_enc_t *enc = zr_client_begin (client, cmd, topic ? 1 : 0);
+        if (topic)
+            zr_enc_kstr (enc, "topic", topic);
+        reply = zr_client_call (client, NULL, 0, timeout_ms);
+        if (reply && which)
+            *which = strdup (ep);
+        zr_client_destroy (&client);
+    }
+    free (copy);
+    if (!reply)
+        fprintf (stderr, "zrocket: no nameserver answering at %s within "
+                 "%d ms\n", nameservers, timeout_ms);
+    return reply;
 }

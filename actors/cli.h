@@ -23,6 +23,9 @@ int zr_cli_consume (int argc, char **argv);
 int zr_cli_stats (int argc, char **argv);
 int zr_cli_msg (int argc, char **argv);
 int zr_cli_ping (int argc, char **argv);
+int zr_cli_nameserver (int argc, char **argv);
+int zr_cli_cluster (int argc, char **argv);
+int zr_cli_route (int argc, char **argv);
 //  Written in actors/bench.c.
 int zr_cli_bench (int argc, char **argv);
 
@@ -66,13 +69,44 @@ int zr_cli_get_int (zr_cli_args_t *args, const char *name, int64_t dflt,
 void zr_cli_usage (FILE *stream, const char *synopsis, const char *text,
                    const zr_cli_opt_t *opts);
 
-//  The options every client command takes (--broker, --timeout-ms), to
-//  put at the end of a command's table.
+//  The options every client command takes (--broker, --nameserver,
+//  --interface, --cluster, --timeout-ms), to put at the end of a
+//  command's table.
 #define ZR_CLI_CLIENT_OPTS \
     { "broker", "ENDPOINT", \
-      "broker to talk to (default: $ZR_BROKER, else " \
-      ZR_DEFAULT_ENDPOINT ")" }, \
+      "broker to talk to (env ZR_BROKER; see \"Finding the fabric\")" }, \
+    { "nameserver", "LIST", \
+      "nameservers, comma-separated endpoints (env ZR_NAMESERVER)" }, \
+    { "interface", "IFACE", \
+      "network interface to hear nameserver beacons on " \
+      "(env ZR_INTERFACE)" }, \
+    { "cluster", "NAME", \
+      "cluster whose beacons count (env ZR_CLUSTER; default " \
+      "DefaultCluster)" }, \
     { "timeout-ms", "MS", "request timeout, ms (default 3000)" }
+
+//  Help text on how client commands find brokers and nameservers.
+#define ZR_CLI_FABRIC_HELP \
+    "\nFinding the fabric (first match wins): --broker / --nameserver;\n" \
+    "$ZR_BROKER / $ZR_NAMESERVER; a nameserver answering on\n" \
+    "127.0.0.1:9876 within 200 ms; a nameserver beacon of the cluster\n" \
+    "(listened for up to 2 s; listening sends nothing); a broker on\n" \
+    "127.0.0.1:10911. Given both a broker and a nameserver, stats, msg\n" \
+    "and ping use the broker, the other commands the nameserver."
+
+//  Where a client command's brokers and nameservers are.
+typedef struct {
+    char *broker;               //  a broker endpoint, or NULL
+    char *nameservers;          //  comma-separated endpoints, or NULL
+    int timeout_ms;             //  request timeout
+} zr_cli_fabric_t;
+
+//  Finds the fabric as ZR_CLI_FABRIC_HELP says. Returns 0 with at least
+//  one of broker / nameservers set, or the exit status after printing one
+//  line: 2 (bad flag value) or 1 ("zrocket: no nameserver or broker found
+//  (tried ...)"). Free with zr_cli_fabric_free.
+int zr_cli_fabric_find (zr_cli_args_t *args, zr_cli_fabric_t *fabric);
+void zr_cli_fabric_free (zr_cli_fabric_t *fabric);
 
 //  Broker endpoint and timeout from args. Returns 0 or -1 (bad value,
 //  printed).
@@ -84,5 +118,14 @@ int zr_cli_client_opts (zr_cli_args_t *args, const char **endpoint,
 //  broker group name (caller frees).
 int zr_cli_ping_broker (const char *endpoint, int timeout_ms,
                         char **group);
+
+//  Sends cmd (with a "topic" field when topic is not NULL) to the first
+//  nameserver of the comma-separated list that answers. Returns its reply
+//  (any status; caller destroys) and sets *which (may be NULL) to its
+//  endpoint (caller frees); or NULL after printing "zrocket: no
+//  nameserver answering at LIST within N ms".
+struct _zr_reply_t *
+    zr_cli_ns_call (const char *nameservers, const char *cmd,
+                    const char *topic, int timeout_ms, char **which);
 
 #endif

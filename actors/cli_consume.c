@@ -7,6 +7,12 @@
     next PULL goes out only after its previous reply. With --group the
     position of each queue starts at the group's committed offset, and
     offsets are committed after every printed batch.
+
+    Through a nameserver, the topic's route names the master of every
+    broker group serving it: the command reads every queue of every one
+    (one DEALER and one consumer per broker; a group's commits go to its
+    own broker), and looks the route up again every second so that a
+    broker that joins (or comes back) is read too.
 */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE             //  strptime, timegm
@@ -17,6 +23,7 @@
 
 #define S_PULL_WAIT 1000        //  ms a PULL waits on the broker
 #define S_PULL_MAX 256          //  messages per PULL
+#define S_ROUTE_REFRESH 1000    //  ms between route lookups
 
 static const zr_cli_opt_t s_opts [] = {
     { "topic", "TOPIC", "topic to read (required)" },
@@ -36,6 +43,38 @@ typedef struct {
     uint64_t rid;               //  rid of the PULL in flight, 0: none
     int64_t sent_at;            //  when it went out (mono ms)
 } s_queue_t;
+
+//  One broker we read from.
+typedef struct {
+    char *endpoint;
+    zr_client_t *client;        //  PULLs, TOPIC_INFO
+    zr_consumer_t *consumer;    //  group offsets
+    int nqueues;
+    s_queue_t *queues;
+} s_source_t;
+
+typedef struct {
+    const char *topic;
+    const char *group;
+    const char *from;
+    int timeout_ms;
+    zlistx_t *sources;          //  s_source_t *
+    zpoller_t *poller;          //  on every source's DEALER
+} s_consume_t;
+
+static void
+s_source_destroy (s_source_t **self_p)
+{
+    s_source_t *self = *self_p;
+    if (!self)
+        return;
+    zr_consumer_destroy (&self->consumer);
+    zr_client_destroy (&self->client);
+    free (self->queues);
+    free (self->endpoint);
+    free (self);
+    *self_p = NULL;
+}
 
 //  Parses --from TIME: ms since the epoch, or ISO-8601 local time
 //  "YYYY-MM-DDTHH:MM[:SS]" (a trailing Z means UTC). Returns 0 or -1.
@@ -76,7 +115,7 @@ s_parse_time (const char *text, int64_t *ms)
     return -1;
 }
 
-//  Sends the PULL of queue q. Returns 0 or -1.
+//  Sends the PULL of queue q.
 static int
 s_pull (zr_client_t *client, const char *topic, int q, s_queue_t *queue,
         int64_t max_count, int wait)
@@ -92,6 +131,144 @@ s_pull (zr_client_t *client, const char *topic, int q, s_queue_t *queue,
     return zr_client_send (client, NULL, NULL, 0);
 }
 
+//  Connects to a broker, reads the topic's queues and where to start in
+//  each, and sends the first PULL of every queue. Returns the source, or
+//  NULL after printing why.
+static s_source_t *
+s_source_open (s_consume_t *self, const char *endpoint)
+{
+    s_source_t *src = (s_source_t *) zmalloc (sizeof *src);
+    src->endpoint = strdup (endpoint);
+    src->client = zr_client_new (endpoint);
+    src->consumer = zr_consumer_new (endpoint);
+    zr_reply_t *reply = NULL;
+    if (!src->client || !src->consumer) {
+        fprintf (stderr, "zrocket: cannot connect to '%s'\n", endpoint);
+        goto fail;
+    }
+    zr_consumer_set_timeout (src->consumer, self->timeout_ms);
+    zr_enc_t *enc = zr_client_begin (src->client, "TOPIC_INFO", 1);
+    zr_enc_kstr (enc, "topic", self->topic);
+    reply = zr_client_call (src->client, NULL, 0, self->timeout_ms);
+    if (!reply) {
+        fprintf (stderr, "zrocket: no broker answering at %s within %d ms\n",
+                 endpoint, self->timeout_ms);
+        goto fail;
+    }
+    if (zr_reply_status (reply) != ZR_OK) {
+        const char *reason = zr_reply_reason (reply);
+        fprintf (stderr, "zrocket consume: %s%s%s\n",
+                 zr_reply_status_str (reply), *reason ? ": " : "", reason);
+        goto fail;
+    }
+    const zr_obj_t *offsets = zr_obj_get (zr_reply_header (reply),
+                                          "offsets");
+    int64_t nqueues = 0;
+    zr_field_int (zr_reply_header (reply), "queues", &nqueues);
+    if (nqueues <= 0 || nqueues > 65536
+    ||  zr_obj_size (offsets) != (size_t) nqueues) {
+        fprintf (stderr, "zrocket consume: broker's TOPIC_INFO reply has no "
+                 "usable queues/offsets\n");
+        goto fail;
+    }
+    src->nqueues = (int) nqueues;
+    src->queues = (s_queue_t *) zmalloc (nqueues * sizeof *src->queues);
+    for (int q = 0; q < nqueues; q++) {
+        s_queue_t *queue = &src->queues [q];
+        const zr_obj_t *pair = zr_obj_at (offsets, q);
+        int64_t min = 0, max = 0;
+        zr_obj_int (zr_obj_at (pair, 0), &min);
+        zr_obj_int (zr_obj_at (pair, 1), &max);
+        queue->pos = streq (self->from, "last") ? max : min;
+        queue->committed = -1;
+        if (self->group) {
+            int64_t committed = -1;
+            if (zr_consumer_committed (src->consumer, self->group,
+                                       self->topic, q, &committed)) {
+                fprintf (stderr, "zrocket consume: cannot read group '%s' "
+                         "offset of %s queue %d\n", self->group,
+                         self->topic, q);
+                goto fail;
+            }
+            if (committed >= 0) {
+                queue->pos = committed;
+                queue->committed = committed;
+            }
+            else
+            //  Record where the group starts, so that what is sent
+            //  to this queue from now on reaches the group's next run
+            //  even when this run reads nothing here
+            if (zr_consumer_commit (src->consumer, self->group, self->topic,
+                                    q, queue->pos) == 0)
+                queue->committed = queue->pos;
+        }
+    }
+    zr_reply_destroy (&reply);
+    for (int q = 0; q < src->nqueues; q++)
+        if (s_pull (src->client, self->topic, q, &src->queues [q],
+                    S_PULL_MAX, 0)) {
+            fprintf (stderr, "zrocket: no broker answering at %s\n",
+                     endpoint);
+            goto fail;
+        }
+    return src;
+fail:
+    zr_reply_destroy (&reply);
+    s_source_destroy (&src);
+    return NULL;
+}
+
+//  Adds a source and polls its socket.
+static void
+s_source_add (s_consume_t *self, s_source_t *src)
+{
+    zlistx_add_end (self->sources, src);
+    if (!self->poller)
+        self->poller = zpoller_new (zr_client_sock (src->client), NULL);
+    else
+        zpoller_add (self->poller, zr_client_sock (src->client));
+}
+
+static bool
+s_has_source (s_consume_t *self, const char *endpoint)
+{
+    for (s_source_t *src = (s_source_t *) zlistx_first (self->sources); src;
+         src = (s_source_t *) zlistx_next (self->sources))
+        if (streq (src->endpoint, endpoint))
+            return true;
+    return false;
+}
+
+//  Opens a source for every master of the route that we do not read
+//  yet. Returns the number of groups with a master, or -1 when the route
+//  lookup failed (*err set, caller frees).
+static int
+s_route_sources (s_consume_t *self, const char *nameservers, bool quiet,
+                 char **err)
+{
+    zr_route_t *route = zr_route_lookup (nameservers, self->topic,
+                                         self->timeout_ms, err);
+    if (!route)
+        return -1;
+    int masters = 0;
+    for (size_t i = 0; i < zr_route_groups (route); i++) {
+        const char *master = zr_route_master (route, i);
+        if (!master || !*master)
+            continue;
+        masters++;
+        if (s_has_source (self, master))
+            continue;
+        s_source_t *src = s_source_open (self, master);
+        if (src)
+            s_source_add (self, src);
+        else
+        if (!quiet)
+            masters = -2;
+    }
+    zr_route_destroy (&route);
+    return masters;
+}
+
 int
 zr_cli_consume (int argc, char **argv)
 {
@@ -101,10 +278,12 @@ zr_cli_consume (int argc, char **argv)
         return 2;
     }
     int rc = 2;
-    zr_client_t *client = NULL;
-    zr_consumer_t *consumer = NULL;
     zr_reply_t *reply = NULL;
-    s_queue_t *queues = NULL;
+    zr_cli_fabric_t fabric = { 0 };
+    s_consume_t self = { 0 };
+    self.sources = zlistx_new ();
+    zlistx_set_destructor (self.sources,
+                           (zlistx_destructor_fn *) s_source_destroy);
     if (args.help) {
         zr_cli_usage (stdout,
             "zrocket consume --topic TOPIC [--group GROUP] "
@@ -120,31 +299,35 @@ zr_cli_consume (int argc, char **argv)
             "time like 2026-11-22T10:00:00, Z for UTC): messages stored at or\n"
             "after TIME (there is no time index yet: this scans each queue\n"
             "from its oldest message).\n"
+            "Through a nameserver it reads the queues of every broker group\n"
+            "serving the topic (their masters), commits --group offsets on\n"
+            "each, and picks up groups that join while it runs.\n"
             "Exit status: 0 after N messages, or at the idle timeout without\n"
             "--count; 2 when --count was given and fewer arrived; 1 on\n"
-            "errors.", s_opts);
+            "errors." ZR_CLI_FABRIC_HELP, s_opts);
         rc = 0;
         goto done;
     }
-    const char *topic = zr_cli_get (&args, "topic");
-    const char *group = zr_cli_get (&args, "group");
-    const char *from = zr_cli_get (&args, "from");
+    self.topic = zr_cli_get (&args, "topic");
+    self.group = zr_cli_get (&args, "group");
+    self.from = zr_cli_get (&args, "from");
+    const char *topic = self.topic;
     if (!topic || !*topic) {
         fprintf (stderr, "zrocket consume: --topic is required\n");
         goto done;
     }
-    if (group && !*group) {
+    if (self.group && !*self.group) {
         fprintf (stderr, "zrocket consume: --group: empty name\n");
         goto done;
     }
-    if (!from)
-        from = "last";
+    if (!self.from)
+        self.from = "last";
     int64_t since = -1;         //  --from TIME, ms
-    if (!streq (from, "first") && !streq (from, "last")
-    &&  s_parse_time (from, &since)) {
+    if (!streq (self.from, "first") && !streq (self.from, "last")
+    &&  s_parse_time (self.from, &since)) {
         fprintf (stderr, "zrocket consume: --from: '%s' is not first, last, "
                  "ms since the epoch or a time like 2026-11-22T10:00:00\n",
-                 from);
+                 self.from);
         goto done;
     }
     int64_t count;
@@ -163,114 +346,91 @@ zr_cli_consume (int argc, char **argv)
         }
     }
     int64_t idle_ms = (int64_t) (idle_s * 1000);
-    const char *endpoint;
-    int timeout_ms;
-    if (zr_cli_client_opts (&args, &endpoint, &timeout_ms))
+    rc = zr_cli_fabric_find (&args, &fabric);
+    if (rc)
         goto done;
     rc = 1;
-    client = zr_client_new (endpoint);
-    consumer = zr_consumer_new (endpoint);
-    if (!client || !consumer) {
-        fprintf (stderr, "zrocket: cannot connect to '%s'\n", endpoint);
-        goto done;
+    self.timeout_ms = fabric.timeout_ms;
+    const char *ns = fabric.nameservers;
+    int64_t next_refresh = 0;
+    if (ns) {
+        char *err = NULL;
+        int masters = s_route_sources (&self, ns, false, &err);
+        if (masters == -1)
+            fprintf (stderr, "zrocket consume: %s\n",
+                     err ? err : "route lookup failed");
+        else
+        if (masters == 0)
+            fprintf (stderr, "zrocket consume: no live master broker serves "
+                     "topic '%s' (nameservers %s)\n", topic, ns);
+        zstr_free (&err);
+        if (masters <= 0)
+            goto done;
+        next_refresh = zclock_mono () + S_ROUTE_REFRESH;
     }
-    zr_consumer_set_timeout (consumer, timeout_ms);
-
-    //  Queues and their bounds
-    zr_enc_t *enc = zr_client_begin (client, "TOPIC_INFO", 1);
-    zr_enc_kstr (enc, "topic", topic);
-    reply = zr_client_call (client, NULL, 0, timeout_ms);
-    if (!reply) {
-        fprintf (stderr, "zrocket: no broker answering at %s within %d ms\n",
-                 endpoint, timeout_ms);
-        goto done;
+    else {
+        s_source_t *src = s_source_open (&self, fabric.broker);
+        if (!src)
+            goto done;
+        s_source_add (&self, src);
     }
-    if (zr_reply_status (reply) != ZR_OK) {
-        const char *reason = zr_reply_reason (reply);
-        fprintf (stderr, "zrocket consume: %s%s%s\n",
-                 zr_reply_status_str (reply), *reason ? ": " : "", reason);
-        goto done;
-    }
-    const zr_obj_t *offsets = zr_obj_get (zr_reply_header (reply),
-                                          "offsets");
-    int64_t nqueues = 0;
-    zr_field_int (zr_reply_header (reply), "queues", &nqueues);
-    if (nqueues <= 0 || nqueues > 65536
-    ||  zr_obj_size (offsets) != (size_t) nqueues) {
-        fprintf (stderr, "zrocket consume: broker's TOPIC_INFO reply has no "
-                 "usable queues/offsets\n");
-        goto done;
-    }
-    queues = (s_queue_t *) zmalloc (nqueues * sizeof *queues);
-    for (int q = 0; q < nqueues; q++) {
-        const zr_obj_t *pair = zr_obj_at (offsets, q);
-        int64_t min = 0, max = 0;
-        zr_obj_int (zr_obj_at (pair, 0), &min);
-        zr_obj_int (zr_obj_at (pair, 1), &max);
-        queues [q].pos = streq (from, "last") ? max : min;
-        queues [q].committed = -1;
-        if (group) {
-            int64_t committed = -1;
-            if (zr_consumer_committed (consumer, group, topic, q,
-                                       &committed)) {
-                fprintf (stderr, "zrocket consume: cannot read group '%s' "
-                         "offset of %s queue %d\n", group, topic, q);
-                goto done;
-            }
-            if (committed >= 0) {
-                queues [q].pos = committed;
-                queues [q].committed = committed;
-            }
-            else
-            //  Record where the group starts, so that what is sent
-            //  to this queue from now on reaches the group's next run
-            //  even when this run reads nothing here
-            if (zr_consumer_commit (consumer, group, topic, q,
-                                    queues [q].pos) == 0)
-                queues [q].committed = queues [q].pos;
-        }
-    }
-    zr_reply_destroy (&reply);
 
     int64_t printed = 0;
     int64_t last_msg = zclock_mono ();
-    for (int q = 0; q < nqueues; q++)
-        if (s_pull (client, topic, q, &queues [q], S_PULL_MAX, 0)) {
-            fprintf (stderr, "zrocket: no broker answering at %s\n",
-                     endpoint);
-            goto done;
-        }
+    int timeout_ms = self.timeout_ms;
     rc = -1;
     while (rc < 0 && !zsys_interrupted) {
         int64_t now = zclock_mono ();
         int64_t idle_left = last_msg + idle_ms - now;
         if (idle_left <= 0)
             break;
-        reply = zr_client_recv (client, (int) idle_left);
+        if (ns && now >= next_refresh) {
+            char *err = NULL;
+            s_route_sources (&self, ns, true, &err);
+            zstr_free (&err);
+            now = zclock_mono ();
+            next_refresh = now + S_ROUTE_REFRESH;
+            continue;
+        }
+        int64_t wait = idle_left;
+        if (ns && next_refresh - now < wait)
+            wait = next_refresh - now;
+        void *which = zpoller_wait (self.poller, (int) wait);
+        s_source_t *src = NULL;
+        if (which)
+            for (src = (s_source_t *) zlistx_first (self.sources); src;
+                 src = (s_source_t *) zlistx_next (self.sources))
+                if (zr_client_sock (src->client) == which)
+                    break;
+        reply = src ? zr_client_recv (src->client, 0) : NULL;
         if (!reply) {
             if (zsys_interrupted)
                 break;
             //  A PULL overdue by more than the request timeout: no broker
             now = zclock_mono ();
-            for (int q = 0; q < nqueues; q++)
-                if (queues [q].rid
-                &&  now - queues [q].sent_at > S_PULL_WAIT + timeout_ms) {
-                    fprintf (stderr, "zrocket: no broker answering at %s "
-                             "within %d ms\n", endpoint, timeout_ms);
-                    rc = 1;
-                }
+            for (s_source_t *s = (s_source_t *) zlistx_first (self.sources);
+                 s; s = (s_source_t *) zlistx_next (self.sources))
+                for (int q = 0; q < s->nqueues && rc < 0; q++)
+                    if (s->queues [q].rid
+                    &&  now - s->queues [q].sent_at
+                        > S_PULL_WAIT + timeout_ms) {
+                        fprintf (stderr, "zrocket: no broker answering at %s "
+                                 "within %d ms\n", s->endpoint, timeout_ms);
+                        rc = 1;
+                    }
             continue;
         }
         int q;
-        for (q = 0; q < nqueues; q++)
-            if (queues [q].rid && queues [q].rid == zr_reply_rid (reply))
+        for (q = 0; q < src->nqueues; q++)
+            if (src->queues [q].rid
+            &&  src->queues [q].rid == zr_reply_rid (reply))
                 break;
-        if (q == nqueues) {
+        if (q == src->nqueues) {
             zr_reply_destroy (&reply);
             continue;
         }
-        queues [q].rid = 0;
-        s_queue_t *queue = &queues [q];
+        src->queues [q].rid = 0;
+        s_queue_t *queue = &src->queues [q];
         const zr_obj_t *hdr = zr_reply_header (reply);
         zr_status_t status = zr_reply_status (reply);
         bool progressed = false;
@@ -284,7 +444,8 @@ zr_cli_consume (int argc, char **argv)
                                                           body);
                 if (!msg) {
                     fprintf (stderr, "zrocket consume: bad message in the "
-                             "broker's reply (queue %d)\n", q);
+                             "broker's reply (%s queue %d)\n", src->endpoint,
+                             q);
                     rc = 1;
                     break;
                 }
@@ -320,16 +481,17 @@ zr_cli_consume (int argc, char **argv)
         else
         if (status != ZR_NO_NEW_MSG) {
             const char *reason = zr_reply_reason (reply);
-            fprintf (stderr, "zrocket consume: queue %d: %s%s%s\n", q,
-                     zr_reply_status_str (reply), *reason ? ": " : "",
-                     reason);
+            fprintf (stderr, "zrocket consume: %squeue %d: %s%s%s\n",
+                     ns ? src->endpoint : "", q, zr_reply_status_str (reply),
+                     *reason ? ": " : "", reason);
             rc = 1;
         }
         zr_reply_destroy (&reply);
-        if (progressed && group && queue->pos != queue->committed) {
-            if (zr_consumer_commit (consumer, group, topic, q, queue->pos)) {
+        if (progressed && self.group && queue->pos != queue->committed) {
+            if (zr_consumer_commit (src->consumer, self.group, topic, q,
+                                    queue->pos)) {
                 fprintf (stderr, "zrocket consume: commit of group '%s' "
-                         "queue %d failed\n", group, q);
+                         "queue %d failed\n", self.group, q);
                 rc = 1;
             }
             else
@@ -339,14 +501,15 @@ zr_cli_consume (int argc, char **argv)
             rc = 0;
         if (rc < 0) {
             int64_t left = last_msg + idle_ms - zclock_mono ();
-            int wait = left < S_PULL_WAIT ? (int) (left > 0 ? left : 0)
-                                          : S_PULL_WAIT;
+            int pull_wait = left < S_PULL_WAIT ? (int) (left > 0 ? left : 0)
+                                               : S_PULL_WAIT;
             int64_t max_count = S_PULL_MAX;
             if (has_count && count - printed < max_count)
                 max_count = count - printed;
-            if (s_pull (client, topic, q, queue, max_count, wait)) {
+            if (s_pull (src->client, topic, q, queue, max_count,
+                        pull_wait)) {
                 fprintf (stderr, "zrocket: no broker answering at %s\n",
-                         endpoint);
+                         src->endpoint);
                 rc = 1;
             }
         }
@@ -356,9 +519,9 @@ zr_cli_consume (int argc, char **argv)
 done:
     fflush (stdout);
     zr_reply_destroy (&reply);
-    zr_consumer_destroy (&consumer);
-    zr_client_destroy (&client);
-    free (queues);
+    zpoller_destroy (&self.poller);
+    zlistx_destroy (&self.sources);
+    zr_cli_fabric_free (&fabric);
     zr_cli_args_free (&args);
     return rc;
 }

@@ -5,6 +5,7 @@
     waits for the replies it has, so each line's result shows promptly.
 */
 #include "actors/cli.h"
+#include "client/client.h"
 #include <poll.h>
 #include <unistd.h>
 
@@ -33,7 +34,8 @@ typedef struct {
     zlistx_t *pending;          //  s_pending_t in input order
     zlistx_t *orphans;          //  given up on; freed after the producer
     int timeout_ms;
-    const char *endpoint;
+    const char *endpoint;       //  broker, or nameservers when routed
+    bool routed;                //  through nameservers
     size_t sent, ok, stored, failed;
 } s_sender_t;
 
@@ -64,9 +66,15 @@ s_print_done (s_sender_t *self)
         else {
             const char *reason = r->reason;
             char why [320];
-            if (r->status == ZR_TIMEOUT) {
-                snprintf (why, sizeof why, "no reply from broker at %s "
-                          "within %d ms", self->endpoint, self->timeout_ms);
+            if (r->status == ZR_TIMEOUT && !*reason) {
+                if (self->routed)
+                    snprintf (why, sizeof why, "no reply from any broker "
+                              "routed by %s within %d ms", self->endpoint,
+                              self->timeout_ms);
+                else
+                    snprintf (why, sizeof why, "no reply from broker at %s "
+                              "within %d ms", self->endpoint,
+                              self->timeout_ms);
                 reason = why;
             }
             printf ("%s\t%s\n", zr_status_str (r->status),
@@ -240,6 +248,7 @@ zr_cli_send (int argc, char **argv)
     int rc = 2;
     s_sender_t self = { 0 };
     s_reader_t reader = { 0 };
+    zr_cli_fabric_t fabric = { 0 };
     if (args.help) {
         zr_cli_usage (stdout,
             "zrocket send --topic TOPIC [--tag TAG] [--key KEY] [--queue Q] "
@@ -254,7 +263,11 @@ zr_cli_send (int argc, char **argv)
             "SLAVE_NOT_AVAILABLE)\n"
             "  STATUS<TAB>REASON                        when not stored\n"
             "Exit status: 0 all SEND_OK; 3 all stored, some durability not\n"
-            "confirmed; 1 some message not stored; 2 usage error.",
+            "confirmed; 1 some message not stored; 2 usage error.\n"
+            "Through a nameserver, sends spread over every broker serving\n"
+            "the topic, and a send a broker does not answer is retried on\n"
+            "another (same MSG_ID)."
+            ZR_CLI_FABRIC_HELP,
             s_opts);
         rc = 0;
         goto done;
@@ -285,12 +298,28 @@ zr_cli_send (int argc, char **argv)
         }
         zr_message_destroy (&probe);
     }
-    if (zr_cli_client_opts (&args, &self.endpoint, &self.timeout_ms))
+    rc = zr_cli_fabric_find (&args, &fabric);
+    if (rc)
         goto done;
     rc = 1;
-    if (zr_cli_ping_broker (self.endpoint, self.timeout_ms, NULL))
-        goto done;
-    self.producer = zr_producer_new (self.endpoint);
+    self.timeout_ms = fabric.timeout_ms;
+    if (fabric.nameservers) {
+        //  Routed: a nameserver must answer before we read any input
+        self.routed = true;
+        self.endpoint = fabric.nameservers;
+        zr_reply_t *pong = zr_cli_ns_call (fabric.nameservers, "PING", NULL,
+                                           self.timeout_ms, NULL);
+        if (!pong)
+            goto done;
+        zr_reply_destroy (&pong);
+        self.producer = zr_producer_new_routed (fabric.nameservers);
+    }
+    else {
+        self.endpoint = fabric.broker;
+        if (zr_cli_ping_broker (self.endpoint, self.timeout_ms, NULL))
+            goto done;
+        self.producer = zr_producer_new (self.endpoint);
+    }
     if (!self.producer) {
         fprintf (stderr, "zrocket send: cannot connect to '%s'\n",
                  self.endpoint);
@@ -337,6 +366,7 @@ done:
         zlistx_destroy (&lists [i]);
     }
     free (reader.buf);
+    zr_cli_fabric_free (&fabric);
     zr_cli_args_free (&args);
     return rc;
 }

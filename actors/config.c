@@ -17,13 +17,22 @@ s_find (const zr_setting_t *table, const char *name, size_t len)
 }
 
 void
-zr_config_env_name (const char *name, char *buf, size_t size)
+zr_config_env_name_prefix (const char *prefix, const char *name, char *buf,
+                           size_t size)
 {
-    snprintf (buf, size, "ZR_");
-    size_t i = 3;
+    if (size == 0)
+        return;
+    snprintf (buf, size, "%s", prefix);
+    size_t i = strlen (buf);
     for (const char *p = name; *p && i + 1 < size; p++, i++)
         buf [i] = *p == '-' ? '_' : (char) toupper ((unsigned char) *p);
     buf [i < size ? i : size - 1] = 0;
+}
+
+void
+zr_config_env_name (const char *name, char *buf, size_t size)
+{
+    zr_config_env_name_prefix ("ZR_", name, buf, size);
 }
 
 //  True when choice is one of the '|'-separated words of choices.
@@ -133,6 +142,15 @@ zr_config_build (const zr_setting_t *table, const char *section,
                  int argc, char **argv, zconfig_t **cfg_p,
                  char *err, size_t errsize)
 {
+    return zr_config_build_env (table, section, "ZR_", argc, argv, cfg_p,
+                                err, errsize);
+}
+
+int
+zr_config_build_env (const zr_setting_t *table, const char *section,
+                     const char *env_prefix, int argc, char **argv,
+                     zconfig_t **cfg_p, char *err, size_t errsize)
+{
     assert (table && section && cfg_p && err);
     *cfg_p = NULL;
     size_t count = 0;
@@ -201,7 +219,8 @@ zr_config_build (const zr_setting_t *table, const char *section,
     for (size_t i = 0; i < count; i++) {
         const zr_setting_t *s = &table [i];
         char envname [128];
-        zr_config_env_name (s->name, envname, sizeof envname);
+        zr_config_env_name_prefix (env_prefix, s->name, envname,
+                                   sizeof envname);
         char path [256];
         snprintf (path, sizeof path, "%s/%s", section, s->name);
         const char *value = flag [i];
@@ -245,9 +264,17 @@ void
 zr_config_print_help (const zr_setting_t *table, const char *section,
                       FILE *stream)
 {
+    zr_config_print_help_env (table, section, "ZR_", stream);
+}
+
+void
+zr_config_print_help_env (const zr_setting_t *table, const char *section,
+                          const char *env_prefix, FILE *stream)
+{
     for (const zr_setting_t *s = table; s->name; s++) {
         char envname [128];
-        zr_config_env_name (s->name, envname, sizeof envname);
+        zr_config_env_name_prefix (env_prefix, s->name, envname,
+                                   sizeof envname);
         const char *meta = s->type == ZR_SETTING_INT ? "N"
                          : s->type == ZR_SETTING_BOOL ? "BOOL"
                          : s->type == ZR_SETTING_ENUM ? s->choices

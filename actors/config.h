@@ -29,6 +29,14 @@ int
                      int argc, char **argv, zconfig_t **cfg_p,
                      char *err, size_t errsize);
 
+//  Like zr_config_build, with environment variables named env_prefix +
+//  NAME ("ZR_NS_" gives ZR_NS_BIND) instead of ZR_NAME. The config file
+//  variable stays ZR_CONFIG.
+int
+    zr_config_build_env (const zr_setting_t *table, const char *section,
+                         const char *env_prefix, int argc, char **argv,
+                         zconfig_t **cfg_p, char *err, size_t errsize);
+
 //  Checks text against the setting's type. Returns 0, or -1 with a
 //  reason in err ("'abc' is not a number").
 int
@@ -40,10 +48,21 @@ int
 void
     zr_config_env_name (const char *name, char *buf, size_t size);
 
+//  Same with another prefix than "ZR_".
+void
+    zr_config_env_name_prefix (const char *prefix, const char *name,
+                               char *buf, size_t size);
+
 //  Prints a --help block for every setting of table to stream: flag,
 //  default, env var, help line.
 void
     zr_config_print_help (const zr_setting_t *table, const char *section,
                           FILE *stream);
+
+//  Same with environment variables named env_prefix + NAME.
+void
+    zr_config_print_help_env (const zr_setting_t *table,
+                              const char *section, const char *env_prefix,
+                              FILE *stream);
 
 #endif
