@@ -25,6 +25,7 @@
     map, the message map of protocol.md) | body. A PULL reply copies meta
     maps into its header as they are, and bodies into frames.
 */
+#define _GNU_SOURCE             //  qsort_r
 #include <zrocket.h>
 #include "transport/codec.h"
 #include "transport/transport.h"
@@ -84,6 +85,8 @@ typedef struct {
     topic_t *topic;
     int queue;
     int64_t offset;
+    size_t rec_off;         //  its record in the broker's batch buffer
+    size_t rec_len;
 } pending_t;
 
 struct _waiter_t {
@@ -162,6 +165,11 @@ typedef struct {
     pending_t *pending;     //  open batch's sends
     size_t pending_count;
     size_t pending_cap;
+    uint8_t *recbuf;        //  their records, in arrival order
+    size_t recbuf_size;
+    size_t recbuf_cap;
+    size_t *order;          //  pending indexes sorted by queue, offset
+    size_t order_cap;
 
     zr_enc_t *enc;          //  reply encoder
     zr_enc_t *rec;          //  record encoder
@@ -528,11 +536,52 @@ s_need_queue (broker_t *self, route_t *route, const zr_obj_t *h,
 
 static void s_wake_waiters (broker_t *self);
 
+//  Orders pending sends by (topic, queue, offset).
+static int
+s_pending_cmp (const void *a, const void *b, void *arg)
+{
+    const pending_t *pending = (const pending_t *) arg;
+    const pending_t *x = &pending [*(const size_t *) a];
+    const pending_t *y = &pending [*(const size_t *) b];
+    if (x->topic != y->topic)
+        return strcmp (x->topic->name, y->topic->name);
+    if (x->queue != y->queue)
+        return x->queue < y->queue ? -1 : 1;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+//  Puts the pending records into the store's batch in key order: RocksDB's
+//  memtable inserts ascending keys cheaply, while sends arrive spread over
+//  the queues.
+static void
+s_batch_fill (broker_t *self)
+{
+    size_t n = self->pending_count;
+    if (n == 0)
+        return;
+    if (self->order_cap < n) {
+        self->order_cap = self->pending_cap;
+        self->order = (size_t *) realloc (self->order,
+                                          sizeof (size_t) * self->order_cap);
+    }
+    for (size_t i = 0; i < n; i++)
+        self->order [i] = i;
+    qsort_r (self->order, n, sizeof (size_t), s_pending_cmp, self->pending);
+    for (size_t i = 0; i < n; i++) {
+        pending_t *p = &self->pending [self->order [i]];
+        zr_store_batch_append (self->store, p->topic->name, p->queue,
+                               p->offset, self->recbuf + p->rec_off,
+                               p->rec_len);
+    }
+    self->recbuf_size = 0;
+}
+
 static void
 s_batch_commit (broker_t *self)
 {
     if (zr_store_batch_ops (self->store) == 0 && self->pending_count == 0)
         return;
+    s_batch_fill (self);
     char *err = NULL;
     int rc = zr_store_commit (self->store, self->flush_sync, &err);
     if (rc == 0)
@@ -848,8 +897,17 @@ s_cmd_send (broker_t *self, route_t *route, const zr_obj_t *h,
     record [1] = (uint8_t) (meta_size >> 16);
     record [2] = (uint8_t) (meta_size >> 8);
     record [3] = (uint8_t) meta_size;
-    zr_store_batch_append (self->store, name, (int) queue, offset, record,
-                           zr_enc_size (self->rec));
+    size_t rec_len = zr_enc_size (self->rec);
+    if (self->recbuf_size + rec_len > self->recbuf_cap) {
+        size_t cap = self->recbuf_cap ? self->recbuf_cap : 1 << 20;
+        while (cap < self->recbuf_size + rec_len)
+            cap *= 2;
+        self->recbuf = (uint8_t *) realloc (self->recbuf, cap);
+        self->recbuf_cap = cap;
+    }
+    size_t rec_off = self->recbuf_size;
+    memcpy (self->recbuf + rec_off, record, rec_len);
+    self->recbuf_size += rec_len;
     q->next++;
     q->touched = true;
     self->stats.bytes_in += body_size;
@@ -866,7 +924,9 @@ s_cmd_send (broker_t *self, route_t *route, const zr_obj_t *h,
     p->topic = topic;
     p->queue = (int) queue;
     p->offset = offset;
-    if (zr_store_batch_bytes (self->store) >= BATCH_BYTES_MAX)
+    p->rec_off = rec_off;
+    p->rec_len = rec_len;
+    if (self->recbuf_size >= BATCH_BYTES_MAX)
         s_batch_commit (self);
     return;
 
@@ -2056,6 +2116,8 @@ zr_broker_actor (zsock_t *pipe, void *args)
     zr_enc_destroy (&self->rec);
     zconfig_destroy (&self->cfg);
     free (self->pending);
+    free (self->recbuf);
+    free (self->order);
     free (self->data);
     free (self->group_opt);
     free (self->nameservers);

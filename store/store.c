@@ -472,6 +472,12 @@ zr_store_open (const char *path, const zr_store_opts_t *opts, char **err)
     //  Messages uncompressed: bodies are often compressed already, and LZ4
     //  on the one flush thread was what stalled writes under load.
     cfo [CF_MSG] = s_cf_options (wbuf, false, rocksdb_no_compression);
+    //  Bodies of 512 bytes or more live in blob files: compaction then
+    //  moves keys, not the messages themselves.
+    rocksdb_options_set_enable_blob_files (cfo [CF_MSG], 1);
+    rocksdb_options_set_min_blob_size (cfo [CF_MSG], 512);
+    rocksdb_options_set_blob_file_size (cfo [CF_MSG], 256 << 20);
+    rocksdb_options_set_enable_blob_gc (cfo [CF_MSG], 1);
     cfo [CF_OFFSETS] = s_cf_options (small, true, rocksdb_no_compression);
     cfo [CF_LOG] = s_cf_options (small, false, rocksdb_lz4_compression);
 
