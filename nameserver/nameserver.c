@@ -256,11 +256,10 @@ s_handle (nameserver_t *self, zmq_msg_t *frames, size_t count,
         route.delimiter = true;
         first = 2;
     }
-    if (count <= first || truncated) {
+    if (count <= first) {
         self->malformed++;
         s_reply_error (self, &route, ZR_MALFORMED,
-                       truncated ? "too many frames in one request"
-                                 : "request has no header frame");
+                       "request has no header frame");
         return;
     }
     zmq_msg_t *header = &frames [first];
@@ -299,6 +298,13 @@ s_handle (nameserver_t *self, zmq_msg_t *frames, size_t count,
         goto done;
     }
     route.rid = (uint64_t) rid;
+    if (truncated) {
+        self->malformed++;
+        s_reply_error (self, &route, ZR_MALFORMED,
+                       "too many frames in one request (a nameserver "
+                       "request is one header frame)");
+        goto done;
+    }
     if (zr_field_int (h, "v", &version) != ZR_FIELD_OK) {
         self->malformed++;
         s_reply_error (self, &route, ZR_MALFORMED,
