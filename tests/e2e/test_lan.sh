@@ -10,9 +10,10 @@
 #  Nothing here touches the machine's own interfaces, and beacons only
 #  ever fly inside these namespaces.
 #
-#  Checks: both brokers register and serve topic T, 10,000 messages sent
-#  from c all come back from consume, and after b2 is killed with SIGKILL
-#  `zrocket cluster` drops it within 3x the expiry (9 s) while b1 stays.
+#  Checks: both brokers register at their LAN addresses and serve topic T,
+#  10,000 messages sent from c all come back from consume, after b2 is
+#  killed with SIGKILL `zrocket cluster` drops it within 3x the expiry
+#  (9 s) while b1 stays, and b1 stopped with SIGTERM unregisters at once.
 #
 #  Needs root (network namespaces). Without it: a loud SKIPPED and exit 0,
 #  or exit 1 when ZR_REQUIRE_NETNS=1 (CI sets it). ctest sets ZR_BIN.
@@ -60,10 +61,23 @@ fail () {
     exit 1
 }
 
+#  stop PID: SIGTERM, up to 10 s to exit, then SIGKILL. Returns its exit
+#  status (137 when it had to be killed).
+stop () {
+    local pid=$1 try
+    kill -TERM "$pid" 2> /dev/null || true
+    for try in $(seq 1 100); do
+        kill -0 "$pid" 2> /dev/null || break
+        pause 0.1
+    done
+    kill -KILL "$pid" 2> /dev/null || true
+    { wait "$pid"; } 2> /dev/null
+}
+
 cleanup () {
     local pid ns
     for pid in "${PIDS[@]}"; do
-        kill -KILL "$pid" 2> /dev/null || true
+        kill -0 "$pid" 2> /dev/null && stop "$pid"
     done
     #  Anything else still running in our namespaces (started by us)
     for ns in "${NETNS_MADE[@]}"; do
@@ -72,7 +86,7 @@ cleanup () {
         done
     done
     for pid in "${PIDS[@]}"; do
-        wait "$pid" 2> /dev/null || true
+        { wait "$pid"; } 2> /dev/null || true
     done
     for ns in "${NETNS_MADE[@]}"; do
         ip netns del "$ns" 2> /dev/null || true
@@ -91,12 +105,8 @@ pause () {
     read -r -t "$1" -u 9 _ || true
 }
 
-#  on HOST CMD...: runs CMD inside host's namespace
-on () {
-    local host=$1
-    shift
-    ip netns exec "$P-$host" "$@"
-}
+#  Processes are started with `ip netns exec NS CMD &` (ip execs CMD, so
+#  $! is CMD's own pid, which the kill -9 below needs).
 
 #  ---- The network ---------------------------------------------------
 if ! ip netns add "$P-br" 2> "$T/netns.err"; then
@@ -118,29 +128,31 @@ for h in "${HOSTS[@]}"; do
     ip -n "$P-$h" link set eth0 up || fail "$h: eth0 up"
     i=$((i + 1))
 done
-#  Bounded check that the LAN carries traffic (veths come up async)
-ok=0
-for try in $(seq 1 20); do
-    if on c ping -c 1 -W 1 198.51.100.1 > /dev/null 2>&1; then
-        ok=1
-        break
-    fi
-    pause 0.2
+#  Bounded wait until every host's link is up (veths come up async)
+for h in "${HOSTS[@]}"; do
+    ok=0
+    for try in $(seq 1 50); do
+        if ip -n "$P-$h" -o link show eth0 | grep -q 'LOWER_UP'; then
+            ok=1
+            break
+        fi
+        pause 0.1
+    done
+    [ "$ok" = 1 ] || fail "$h: eth0 never came up: $(ip -n "$P-$h" -o link show eth0)"
 done
-[ "$ok" = 1 ] || fail "c cannot reach ns over the bridge"
 
 #  ---- Nameserver and brokers ----------------------------------------
-on ns "$ZR_BIN" nameserver --beacon --expiry-ms "$EXPIRY_MS" \
+ip netns exec "$P-ns" "$ZR_BIN" nameserver --beacon --expiry-ms "$EXPIRY_MS" \
     > "$T/ns.log" 2> "$T/ns.err" &
 NS_PID=$!
 PIDS+=("$NS_PID")
 
 mkdir -p "$T/b1" "$T/b2"
-on b1 "$ZR_BIN" broker --data "$T/b1" --heartbeat-ms 1000 \
+ip netns exec "$P-b1" "$ZR_BIN" broker --data "$T/b1" --heartbeat-ms 1000 \
     > "$T/b1.log" 2> "$T/b1.err" &
 B1_PID=$!
 PIDS+=("$B1_PID")
-on b2 "$ZR_BIN" broker --data "$T/b2" --heartbeat-ms 1000 \
+ip netns exec "$P-b2" "$ZR_BIN" broker --data "$T/b2" --heartbeat-ms 1000 \
     > "$T/b2.log" 2> "$T/b2.err" &
 B2_PID=$!
 PIDS+=("$B2_PID")
@@ -196,7 +208,7 @@ diff "$T/bodies.sorted" "$T/got.sorted" > "$T/diff.log" \
 
 #  ---- Kill b2: dropped from the cluster within 3x the expiry ----------
 kill -KILL "$B2_PID" 2> /dev/null || fail "cannot kill b2"
-wait "$B2_PID" 2> /dev/null
+{ wait "$B2_PID"; } 2> /dev/null
 killed_at=$(date +%s%N)
 limit_ms=$((EXPIRY_MS * 3))
 dropped=
@@ -217,6 +229,14 @@ done
     || fail "b2 dropped after ${dropped} ms, limit ${limit_ms} ms"
 grep -q '198\.51\.100\.2:' <<< "$out" \
     || fail "b1 vanished from the cluster too: $out"
+
+#  ---- b1 stops cleanly: it unregisters at once ------------------------
+stop "$B1_PID"
+rc=$?
+[ "$rc" = 0 ] || fail "broker b1 exited $rc on SIGTERM"
+out=$(cluster_out)
+grep -q '198\.51\.100\.2:' <<< "$out" \
+    && fail "b1 stopped cleanly but the cluster still lists it: $out"
 
 echo "$NAME: OK: $MESSAGES messages over two beacon-discovered brokers; b2 dropped ${dropped} ms after SIGKILL (limit ${limit_ms} ms)"
 exit 0
