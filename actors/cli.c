@@ -397,7 +397,7 @@ zr_cli_ns_call (const char *nameservers, const char *cmd, const char *topic,
     }
     free (copy);
     if (!reply)
-        fprintf (stderr, "zrocket: no nameserver answering at %s within "
+        fprintf (stderr, "zrocket: no nameserver answered at %s within "
                  "%d ms\n", nameservers, timeout_ms);
     return reply;
 }
