@@ -7,6 +7,7 @@
                        binds every endpoint of setting "bind"; with
                        beacon=true, also starts the discovery actor
                        publishing the port of the first tcp endpoint
+                       and our node id (the one PING answers)
         ENDPOINTS   -> OK endpoint...   (bound, ports resolved)
         $TERM       -> (exits)
 
@@ -472,10 +473,12 @@ s_start_beacon (nameserver_t *self, char **err)
     snprintf (interval_s, sizeof interval_s, "%" PRId64, interval);
     snprintf (udp_s, sizeof udp_s, "%" PRId64, udp_port);
     zstr_sendx (self->discovery, "PUBLISH", self->cluster, port_s,
-                interval_s, udp_s, iface ? iface : "", NULL);
+                interval_s, udp_s, iface ? iface : "", self->node_id,
+                NULL);
     zpoller_t *poller = zpoller_new (self->discovery, NULL);
     void *ready = zpoller_wait (poller, DISCOVERY_TIMEOUT);
     zpoller_destroy (&poller);
+    //  "OK" hostname | "ERROR" reason
     char *status = NULL, *reason = NULL;
     if (ready)
         zstr_recvx (self->discovery, &status, &reason, NULL);
@@ -488,9 +491,9 @@ s_start_beacon (nameserver_t *self, char **err)
         rc = -1;
     }
     else
-        zsys_info ("nameserver: beacon on UDP port %" PRId64 " every %"
-                   PRId64 " ms announces tcp port %d", udp_port, interval,
-                   port);
+        zsys_info ("nameserver: beacon from %s on UDP port %" PRId64
+                   " every %" PRId64 " ms announces tcp port %d",
+                   reason ? reason : "?", udp_port, interval, port);
     zstr_free (&status);
     zstr_free (&reason);
     return rc;

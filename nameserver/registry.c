@@ -415,6 +415,12 @@ zr_registry_register (zr_registry_t *self, const zr_obj_t *request,
                         ZR_REGISTRY_BROKERS_MAX);
     }
     broker->last_seen = now;
+    if (!zhashx_lookup (self->brokers, broker->key))
+        zsys_info ("nameserver: broker %s/%" PRId64 " registered (%s at "
+                   "%s, epoch %" PRId64 ", %zu topics)", broker->group,
+                   broker->broker_id, broker->master ? "master" : "slave",
+                   broker->endpoints [0], broker->epoch,
+                   broker->topic_count);
     //  Replaces (and frees) any previous record of this broker.
     zhashx_update (self->brokers, broker->key, broker);
     return ZR_OK;
@@ -444,7 +450,10 @@ zr_registry_unregister (zr_registry_t *self, const zr_obj_t *request,
         return status;
     char key [ZR_NAME_MAX + 16];
     s_make_key (key, group, broker_id);
-    zhashx_delete (self->brokers, key);
+    if (zhashx_lookup (self->brokers, key)) {
+        zsys_info ("nameserver: broker %s unregistered", key);
+        zhashx_delete (self->brokers, key);
+    }
     return ZR_OK;
 }
 
