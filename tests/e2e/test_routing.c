@@ -99,8 +99,13 @@ s_register (const char *ns, const char *group, const char *endpoint,
     assert_true (ok);
 }
 
+//  Brokers on tcp://127.0.0.1:* (ipc false) or on ipc:// paths in their
+//  data directories (ipc true). The failover tests use ipc: a stopped
+//  broker's TCP port may be bound at once by another process's test (ports
+//  are handed out from 49152 up), and the producer's DEALER would
+//  reconnect to that stranger.
 static int
-s_setup (void **state)
+s_setup_with (void **state, bool ipc)
 {
     fixture_t *f = (fixture_t *) zmalloc (sizeof (fixture_t));
     zconfig_t *cfg = zconfig_new ("root", NULL);
@@ -118,8 +123,11 @@ s_setup (void **state)
         f->dir [i] = zrt_tempdir ("routing");
         char extra [64];
         snprintf (extra, sizeof extra, "group=g%d", i + 1);
-        f->broker [i] = zrt_broker_start (f->dir [i], "tcp://127.0.0.1:*",
-                                          extra, &f->endpoint [i]);
+        char *bind = ipc ? zsys_sprintf ("ipc://%s/broker.sock", f->dir [i])
+                         : strdup ("tcp://127.0.0.1:*");
+        f->broker [i] = zrt_broker_start (f->dir [i], bind, extra,
+                                          &f->endpoint [i]);
+        zstr_free (&bind);
         assert_non_null (f->endpoint [i]);
         f->group [i] = s_broker_group (f->broker [i]);
         s_create_topic (f->endpoint [i], TOPIC, QUEUES);
@@ -128,6 +136,18 @@ s_setup (void **state)
     }
     *state = f;
     return 0;
+}
+
+static int
+s_setup (void **state)
+{
+    return s_setup_with (state, false);
+}
+
+static int
+s_setup_ipc (void **state)
+{
+    return s_setup_with (state, true);
 }
 
 static int
@@ -196,8 +216,9 @@ s_check_all_stored (fixture_t *f, int stopped, zhashx_t *sent)
 {
     zhashx_t *found = zhashx_new ();
     s_collect (f->endpoint [1 - stopped], found);
-    zactor_t *again = zrt_broker_start (f->dir [stopped], "tcp://127.0.0.1:*",
-                                        NULL, NULL);
+    char *bind = zsys_sprintf ("ipc://%s/again.sock", f->dir [stopped]);
+    zactor_t *again = zrt_broker_start (f->dir [stopped], bind, NULL, NULL);
+    zstr_free (&bind);
     char *endpoint = zr_broker_endpoint (again);
     assert_non_null (endpoint);
     s_collect (endpoint, found);
@@ -434,13 +455,10 @@ test_stale_route (void **state)
 static void
 test_no_nameserver (void **state)
 {
-    //  Nothing listens there: bind a port, then close it.
-    zsock_t *probe = zsock_new (ZMQ_ROUTER);
-    assert_non_null (probe);
-    int port = zsock_bind (probe, "tcp://127.0.0.1:*");
-    assert_true (port > 0);
-    char *endpoint = zsys_sprintf ("tcp://127.0.0.1:%d", port);
-    zsock_destroy (&probe);
+    //  Nothing listens there (an ipc path in a fresh directory: a TCP
+    //  port could be taken by another process meanwhile).
+    char *dir = zrt_tempdir ("routing-none");
+    char *endpoint = zsys_sprintf ("ipc://%s/nobody.sock", dir);
     zr_producer_t *producer = zr_producer_new_routed (endpoint);
     assert_non_null (producer);
     zr_producer_set_timeout (producer, 500);
@@ -455,6 +473,8 @@ test_no_nameserver (void **state)
     zr_message_destroy (&msg);
     zr_producer_destroy (&producer);
     zstr_free (&endpoint);
+    zrt_rmrf (dir);
+    zstr_free (&dir);
 }
 
 int
@@ -466,9 +486,9 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_sharding_key_sticks, s_setup,
                                          s_teardown),
-        cmocka_unit_test_setup_teardown (test_sync_failover, s_setup,
+        cmocka_unit_test_setup_teardown (test_sync_failover, s_setup_ipc,
                                          s_teardown),
-        cmocka_unit_test_setup_teardown (test_async_failover, s_setup,
+        cmocka_unit_test_setup_teardown (test_async_failover, s_setup_ipc,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_topic, s_setup,
                                          s_teardown),
