@@ -181,6 +181,28 @@ echo "$seen" > "$T/cluster1.log"
 grep -Eq 'tcp://(127\.0\.0\.1|0\.0\.0\.0|\*)' "$T/cluster1.log" \
     && fail "a broker advertises an address other hosts cannot reach: $seen"
 
+#  ---- Bad beacons: ignored, logged, nothing breaks ------------------
+#  Broadcast from c on the test LAN (inside our namespaces only; python3
+#  because bash's /dev/udp cannot broadcast): too short, a wrong version,
+#  300 bytes of junk, another cluster's beacon.
+BAD_BEACONS=0
+if command -v python3 > /dev/null; then
+    timeout 10 ip netns exec "$P-c" python3 -c '
+import socket
+s = socket.socket (socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt (socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+node = bytes (range (1, 17))
+for payload in (b"hello",
+                b"ZRKT\x02\x01\x26\x94" + node + b"\x0eDefaultCluster",
+                b"x" * 300,
+                b"ZRKT\x01\x01\x26\x94" + node + b"\x05Other"):
+    s.sendto (payload, ("198.51.100.255", 9876))
+' 2> "$T/udp.err" || fail "cannot broadcast test datagrams from c"
+    BAD_BEACONS=1
+else
+    echo "$NAME: note: no python3, bad-beacon datagrams not sent" >&2
+fi
+
 #  ---- Topic over both brokers ----------------------------------------
 timeout 60 ip netns exec "$P-c" "$ZR_BIN" topic create T --queues 4 \
     > "$T/create.log" 2> "$T/create.err" || fail "topic create exited $?"
@@ -229,6 +251,17 @@ done
     || fail "b2 dropped after ${dropped} ms, limit ${limit_ms} ms"
 grep -q '198\.51\.100\.2:' <<< "$out" \
     || fail "b1 vanished from the cluster too: $out"
+
+#  Both brokers logged the bad ones (the discovery actor warns for the
+#  first 10) and kept working (checked above)
+if [ "$BAD_BEACONS" = 1 ]; then
+    for b in b1 b2; do
+        for reason in "too short" "wrong version" "wrong tag"; do
+            grep -q "bad beacon from 198.51.100.4: $reason" "$T/$b.err" \
+                || fail "$b did not log the bad beacon ($reason) from c"
+        done
+    done
+fi
 
 #  ---- b1 stops cleanly: it unregisters at once ------------------------
 stop "$B1_PID"
