@@ -232,6 +232,39 @@ s_check_all_stored (fixture_t *f, int stopped, zhashx_t *sent)
     assert_int_equal (missing, 0);
 }
 
+//  Fixture where the brokers register themselves (heartbeat 200 ms,
+//  nameserver expiry 1000 ms), on ipc paths.
+static int
+s_setup_registered (void **state)
+{
+    fixture_t *f = (fixture_t *) zmalloc (sizeof (fixture_t));
+    zconfig_t *cfg = zconfig_new ("root", NULL);
+    zconfig_put (cfg, "nameserver/bind", "tcp://127.0.0.1:*");
+    zconfig_put (cfg, "nameserver/expiry-ms", "1000");
+    char *err = NULL;
+    f->ns = zr_nameserver_new (cfg, &err);
+    zconfig_destroy (&cfg);
+    if (!f->ns)
+        fail_msg ("nameserver did not start: %s", err ? err : "?");
+    f->ns_endpoint = zr_nameserver_endpoint (f->ns);
+    assert_non_null (f->ns_endpoint);
+    for (int i = 0; i < 2; i++) {
+        f->dir [i] = zrt_tempdir ("routing-reg");
+        char *bind = zsys_sprintf ("ipc://%s/broker.sock", f->dir [i]);
+        char *extra = zsys_sprintf ("nameserver=%s;heartbeat-ms=200;"
+                                    "group=reg%d", f->ns_endpoint, i + 1);
+        f->broker [i] = zrt_broker_start (f->dir [i], bind, extra,
+                                          &f->endpoint [i]);
+        zstr_free (&bind);
+        zstr_free (&extra);
+        f->group [i] = s_broker_group (f->broker [i]);
+        //  Answered once the nameserver has the route.
+        s_create_topic (f->endpoint [i], TOPIC, QUEUES);
+    }
+    *state = f;
+    return 0;
+}
+
 static zr_producer_t *
 s_producer (fixture_t *f)
 {
@@ -403,6 +436,62 @@ test_async_failover (void **state)
     zhashx_destroy (&a.ids);
 }
 
+//  Sends n sync messages, counting where they land; fails on any error.
+static void
+s_send_some (fixture_t *f, zr_producer_t *producer, int n, int *on,
+             zhashx_t *sent)
+{
+    for (int i = 0; i < n; i++) {
+        zr_message_t *msg = zr_message_new (TOPIC, "reg", 3);
+        zr_send_result_t result;
+        int rc = zr_producer_send (producer, msg, &result);
+        zr_message_destroy (&msg);
+        if (rc != 0)
+            fail_msg ("send %d: %s %s", i, zr_status_str (result.status),
+                      result.reason);
+        int which = s_which (f, result.store_id);
+        assert_true (which >= 0);
+        on [which]++;
+        if (sent)
+            zhashx_update (sent, result.msg_id, (void *) "");
+    }
+}
+
+static void
+test_registered_brokers (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    zr_producer_t *producer = s_producer (f);
+    zhashx_t *sent = zhashx_new ();
+    int before [2] = { 0, 0 }, during [2] = { 0, 0 }, after [2] = { 0, 0 };
+    s_send_some (f, producer, 200, before, sent);
+    assert_true (before [0] > 60 && before [1] > 60);
+
+    //  A clean stop unregisters: the producer follows the route.
+    zactor_destroy (&f->broker [0]);
+    s_send_some (f, producer, 200, during, sent);
+    assert_true (during [1] >= 199);
+    s_check_all_stored (f, 0, sent);
+
+    //  Back on the same data and endpoint, registered again: the route
+    //  shows it (fresh age), so the producer uses it again.
+    char *bind = zsys_sprintf ("ipc://%s/broker.sock", f->dir [0]);
+    char *extra = zsys_sprintf ("nameserver=%s;heartbeat-ms=200;group=reg1",
+                                f->ns_endpoint);
+    zstr_free (&f->endpoint [0]);
+    f->broker [0] = zrt_broker_start (f->dir [0], bind, extra,
+                                      &f->endpoint [0]);
+    zstr_free (&bind);
+    zstr_free (&extra);
+    //  Bounded: up to 5 s of sends until one lands there again.
+    int64_t end = zclock_mono () + 5000;
+    while (after [0] == 0 && zclock_mono () < end)
+        s_send_some (f, producer, 20, after, NULL);
+    assert_true (after [0] > 0);
+    zr_producer_destroy (&producer);
+    zhashx_destroy (&sent);
+}
+
 static void
 test_unknown_topic (void **state)
 {
@@ -490,6 +579,8 @@ main (void)
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_async_failover, s_setup_ipc,
                                          s_teardown),
+        cmocka_unit_test_setup_teardown (test_registered_brokers,
+                                         s_setup_registered, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_topic, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_stale_route, s_setup,
