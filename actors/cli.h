@@ -87,7 +87,7 @@ void zr_cli_usage (FILE *stream, const char *synopsis, const char *text,
 
 //  Help text on how client commands find brokers and nameservers.
 #define ZR_CLI_FABRIC_HELP \
-    "\nFinding the fabric (first match wins): --broker / --nameserver;\n" \
+    "\n\nFinding the fabric (first match wins): --broker / --nameserver;\n" \
     "$ZR_BROKER / $ZR_NAMESERVER; a nameserver answering on\n" \
     "127.0.0.1:9876 within 200 ms; a nameserver beacon of the cluster\n" \
     "(listened for up to 2 s; listening sends nothing); a broker on\n" \
