@@ -201,6 +201,17 @@ s_start_beacon (s_self_t *self, long udp_port, const char *iface)
 {
     if (iface && *iface)
         zsys_set_interface (iface);
+    else
+    if (streq (zsys_interface (), "") && !zsys_ipv6 ()) {
+        //  zbeacon would log an error of its own; say it once, our way
+        ziflist_t *iflist = ziflist_new ();
+        size_t usable = iflist ? ziflist_size (iflist) : 0;
+        ziflist_destroy (&iflist);
+        if (usable == 0) {
+            s_reply_error (self, "no broadcast-capable network interface");
+            return NULL;
+        }
+    }
     self->beacon = zactor_new (zbeacon, NULL);
     if (!self->beacon) {
         s_reply_error (self, "cannot start zbeacon");
