@@ -55,7 +55,9 @@
       broker is used again when a route refresh shows that it registered
       after it was avoided (its age_ms is less than the time since), or
       30 s after it was avoided. When no broker took the message, the
-      reason lists the brokers tried.
+      reason lists the brokers tried. A broker that stored a message but
+      whose reply came too late may leave a second copy (same id) on the
+      broker of the retry: at-least-once, consumers dedupe by id.
     - Async sends keep a copy of the message for re-sends: an attempt
       that times out or gets SHUTTING_DOWN is re-sent (same id) to another
       broker while retries and budget remain; otherwise the callback gets
@@ -67,7 +69,8 @@
                             no group with a live master: transient)
       An async send that hits one of these calls its callback at once with
       that status and returns 0. A route lookup takes its time from the
-      send's budget.
+      send's budget, at most one attempt's share (timeout / (retries +
+      1)), split over the nameservers.
 
     Not thread-safe: one producer per thread. Callbacks run in the thread
     that calls send / send_async / poll / flush, and may send again (a
@@ -305,10 +308,6 @@ s_producer_new (void)
 zr_producer_t *
 zr_producer_new (const char *endpoint)
 {
-    zr_client_t *probe = zr_client_new (endpoint);
-    if (!probe)
-        return NULL;
-    zr_client_destroy (&probe);
     zr_producer_t *self = s_producer_new ();
     if (!s_conn_add (self, endpoint))
         zr_producer_destroy (&self);
@@ -571,13 +570,16 @@ s_route_seen (zr_producer_t *self, zr_router_route_t *route)
     }
 }
 
-//  Route of msg's topic, looked up within the time left until end;
-//  NULL with result's status and reason filled.
+//  Route of msg's topic; a lookup takes at most one attempt's share of
+//  the time left until end (so a dead nameserver leaves the send time to
+//  use the route it has). NULL with result's status and reason filled.
 static zr_router_route_t *
 s_route (zr_producer_t *self, zr_message_t *msg, bool force, int64_t end,
          zr_send_result_t *result)
 {
     int64_t left = end - zclock_mono ();
+    if (left > s_attempt_timeout (self))
+        left = s_attempt_timeout (self);
     bool refreshed = false;
     zr_router_route_t *route = zr_router_get (
         self->router, zr_message_topic (msg), force,
