@@ -135,6 +135,10 @@ typedef struct {
     uint64_t acked_gen;     //  generation the link last reported on
     int acked_count;        //  nameservers that had it, of
     int acked_total;        //  nameservers known then
+    char *ns_known;         //  nameservers the link has (comma-separated)
+    int64_t beacons_heard;  //  beacon counts from the link's discovery
+    int64_t beacons_bad;
+    int64_t beacons_other;
     zlistx_t *parked;       //  parked_t
     zr_store_t *store;
     zconfig_t *cfg;         //  our copy of the settings
@@ -1303,9 +1307,19 @@ s_answer_parked (broker_t *self, uint64_t gen, int acked, int total)
 static void
 s_nslink_event (broker_t *self)
 {
-    char *event = NULL, *gen = NULL, *acked = NULL, *total = NULL;
-    if (zstr_recvx (self->nslink, &event, &gen, &acked, &total, NULL) >= 4
-    &&  streq (event, "ACKED")) {
+    char *event = NULL, *gen = NULL, *acked = NULL, *total = NULL,
+         *other = NULL;
+    int frames = zstr_recvx (self->nslink, &event, &gen, &acked, &total,
+                             &other, NULL);
+    if (frames >= 5 && streq (event, "INFO")) {
+        free (self->ns_known);
+        self->ns_known = strdup (gen);
+        self->beacons_heard = atoll (acked);
+        self->beacons_bad = atoll (total);
+        self->beacons_other = atoll (other);
+    }
+    else
+    if (frames >= 4 && streq (event, "ACKED")) {
         uint64_t g = strtoull (gen, NULL, 10);
         if (g >= self->acked_gen) {
             self->acked_gen = g;
@@ -1318,6 +1332,7 @@ s_nslink_event (broker_t *self)
     zstr_free (&gen);
     zstr_free (&acked);
     zstr_free (&total);
+    zstr_free (&other);
 }
 
 static void
@@ -1404,7 +1419,7 @@ static void
 s_encode_stats (broker_t *self, zr_enc_t *enc)
 {
     stats_t *s = &self->stats;
-    zr_enc_map (enc, 24);
+    zr_enc_map (enc, 28);
     zr_enc_kint (enc, "requests", (int64_t) s->requests);
     zr_enc_kint (enc, "sends_ok", (int64_t) s->sends_ok);
     zr_enc_kint (enc, "sends_rejected", (int64_t) s->sends_rejected);
@@ -1430,6 +1445,10 @@ s_encode_stats (broker_t *self, zr_enc_t *enc)
     zr_enc_kint (enc, "disk_used", zr_store_disk_used (self->store));
     zr_enc_kbool (enc, "disk_full", self->disk_full);
     zr_enc_kstr (enc, "flush", self->flush_sync ? "sync" : "async");
+    zr_enc_kstr (enc, "nameservers", self->ns_known ? self->ns_known : "");
+    zr_enc_kint (enc, "beacons_heard", self->beacons_heard);
+    zr_enc_kint (enc, "beacons_bad", self->beacons_bad);
+    zr_enc_kint (enc, "beacons_other_cluster", self->beacons_other);
     zlistx_t *names = s_topic_names (self);
     zr_enc_str (enc, "topics");
     zr_enc_map (enc, zlistx_size (names));
@@ -2121,6 +2140,7 @@ zr_broker_actor (zsock_t *pipe, void *args)
     free (self->data);
     free (self->group_opt);
     free (self->nameservers);
+    free (self->ns_known);
     free (self->cluster);
     free (self->interface);
     free (self);

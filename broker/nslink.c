@@ -47,7 +47,8 @@ typedef struct {
     ns_t ns [NS_MAX];
     size_t ns_count;
 
-    zr_hdr_t *state;        //  last STATE (decoded)
+    zr_hdr_t *state;        //  last STATE (decoded; views into state_frame)
+    zframe_t *state_frame;
     uint64_t gen;
     zr_enc_t *enc;
     wait_t waits [64];
@@ -242,6 +243,8 @@ s_send_unregister (nslink_t *self, ns_t *ns)
               ZMQ_DONTWAIT);
 }
 
+static void s_send_info (nslink_t *self);
+
 static void
 s_ns_add (nslink_t *self, const char *endpoint)
 {
@@ -268,6 +271,8 @@ s_ns_add (nslink_t *self, const char *endpoint)
     ns->dealer = dealer;
     zsys_info ("nslink: registering with nameserver %s", endpoint);
     s_send_register (self, ns);
+    if (self->configured)
+        s_send_info (self);
 }
 
 //  Reads a nameserver's reply.
@@ -345,6 +350,30 @@ s_probe_loopback (void)
     zr_reply_destroy (&reply);
     zr_client_destroy (&client);
     return found;
+}
+
+//  Tells the broker which nameservers it has and what beacons it heard.
+static void
+s_send_info (nslink_t *self)
+{
+    char list [NS_MAX * 260] = "";
+    for (size_t i = 0; i < self->ns_count; i++) {
+        if (i)
+            strcat (list, ",");
+        strncat (list, self->ns [i].endpoint, 255);
+    }
+    char *heard = NULL, *bad = NULL, *other = NULL;
+    if (self->discovery) {
+        char *status = NULL;
+        zstr_send (self->discovery, "STATS");
+        zstr_recvx (self->discovery, &status, &heard, &bad, &other, NULL);
+        zstr_free (&status);
+    }
+    zstr_sendx (self->pipe, "INFO", list, heard ? heard : "0",
+                bad ? bad : "0", other ? other : "0", NULL);
+    zstr_free (&heard);
+    zstr_free (&bad);
+    zstr_free (&other);
 }
 
 static void
@@ -430,8 +459,11 @@ s_pipe_command (nslink_t *self)
                                 : NULL;
         if (gen && state && zr_obj_is_map (zr_hdr_root (state))) {
             zr_hdr_destroy (&self->state);
+            zframe_destroy (&self->state_frame);
             self->state = state;
+            self->state_frame = frame;
             state = NULL;
+            frame = NULL;
             self->gen = strtoull (gen, NULL, 10);
             for (size_t i = 0; i < self->ns_count; i++)
                 s_send_register (self, &self->ns [i]);
@@ -528,6 +560,7 @@ zr_nslink_actor (zsock_t *pipe, void *args)
             for (size_t i = 0; i < self->ns_count; i++)
                 s_send_register (self, &self->ns [i]);
             self->next_heartbeat = zclock_mono () + self->heartbeat_ms;
+            s_send_info (self);
         }
         s_check_waits (self);
     }
@@ -563,6 +596,7 @@ zr_nslink_actor (zsock_t *pipe, void *args)
     }
     zactor_destroy (&self->discovery);
     zr_hdr_destroy (&self->state);
+    zframe_destroy (&self->state_frame);
     zr_enc_destroy (&self->enc);
     free (self->cluster);
     free (self->interface);

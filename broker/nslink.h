@@ -16,6 +16,9 @@
             a map with group, broker_id, role, epoch, endpoints (bound,
             as the broker bound them) and topics [{topic, queues}]
       The actor sends, unasked:
+      INFO nameservers heard bad other   after each heartbeat and when a
+            nameserver is added: the nameservers (comma-separated) and
+            the beacon counts (heard, malformed, other cluster)
       ACKED gen acked total          once every known nameserver has
             acknowledged a state >= gen, or 3 s after gen was handed over
             (then acked < total); gen as a decimal string

@@ -32,7 +32,8 @@ typedef struct _zr_obj_t zr_obj_t;     //  view of one decoded value
 //  Decodes one msgpack value from data. Returns NULL and sets *err to a
 //  static human reason when the bytes are not exactly one valid msgpack
 //  value (garbage, truncated, trailing bytes, too deep). The caller
-//  destroys the result.
+//  destroys the result. Strings and binaries point into data (msgpack-c
+//  does not copy them): keep data alive as long as the result.
 zr_hdr_t *
     zr_hdr_decode (const void *data, size_t size, const char **err);
 

@@ -119,7 +119,7 @@ one_line_err "--topic"
 
 #  broker --help lists every setting of actors/settings.c with its env var
 expect_rc 0 "$ZR_BIN" broker --help
-settings=$(sed -n 's/^ *{ "\([a-z-]*\)", ZR_SETTING_.*/\1/p' \
+settings=$(sed -n '/zr_broker_settings/,/^};/s/^ *{ "\([a-z-]*\)", ZR_SETTING_.*/\1/p' \
            "$ZR_SOURCE_DIR/actors/settings.c")
 [ -n "$settings" ] || fail "no settings found in actors/settings.c"
 for s in $settings; do

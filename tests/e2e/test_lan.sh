@@ -228,6 +228,21 @@ sort "$T/got" > "$T/got.sorted"
 diff "$T/bodies.sorted" "$T/got.sorted" > "$T/diff.log" \
     || fail "consumed messages differ from sent ones ($(grep -c '^<' "$T/diff.log") missing, $(grep -c '^>' "$T/diff.log") extra)"
 
+#  The brokers count the bad beacons in their stats (the link reports
+#  after each 1 s heartbeat, and the send above took longer than that).
+if [ "$BAD_BEACONS" = 1 ]; then
+    stats=$(timeout 10 ip netns exec "$P-c" "$ZR_BIN" stats \
+            --broker tcp://198.51.100.2:10911 2> "$T/stats.err") \
+        || fail "stats of b1 exited $?"
+    bad=$(awk '$1 == "beacons_bad" { print $2 }' <<< "$stats")
+    other=$(awk '$1 == "beacons_other_cluster" { print $2 }' <<< "$stats")
+    [ "${bad:-0}" -ge 3 ] || fail "b1 stats: beacons_bad is '${bad}', want >= 3"
+    [ "${other:-0}" -ge 1 ] \
+        || fail "b1 stats: beacons_other_cluster is '${other}', want >= 1"
+    grep -q '^nameservers tcp://198\.51\.100\.1:9876' <<< "$stats" \
+        || fail "b1 stats do not name the nameserver it found"
+fi
+
 #  ---- Kill b2: dropped from the cluster within 3x the expiry ----------
 kill -KILL "$B2_PID" 2> /dev/null || fail "cannot kill b2"
 { wait "$B2_PID"; } 2> /dev/null
