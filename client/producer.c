@@ -247,7 +247,8 @@ s_conn_get (zr_producer_t *self, const char *endpoint)
 static bool
 s_avoided (s_conn_t *conn, int64_t now)
 {
-    if (conn->avoided_since && now - conn->avoided_since >= ZR_PRODUCER_AVOID_MAX)
+    if (conn->avoided_since
+        && now - conn->avoided_since >= ZR_PRODUCER_AVOID_MAX)
         conn->avoided_since = 0;
     return conn->avoided_since != 0;
 }
@@ -901,7 +902,8 @@ s_process (zr_producer_t *self, int timeout_ms)
         assert (self->items);
     }
     for (size_t i = 0; i < n; i++) {
-        self->items [i].socket = zsock_resolve (zr_client_sock (self->conns [i]->client));
+        self->items [i].socket
+            = zsock_resolve (zr_client_sock (self->conns [i]->client));
         self->items [i].fd = 0;
         self->items [i].events = ZMQ_POLLIN;
         self->items [i].revents = 0;

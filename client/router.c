@@ -152,7 +152,8 @@ s_parse_groups (const zr_obj_t *hdr, const char *ns, s_group_t **groups_p,
         return -1;
     }
     size_t n = zr_obj_size (array);
-    s_group_t *groups = (s_group_t *) zmalloc ((n ? n : 1) * sizeof (s_group_t));
+    s_group_t *groups
+        = (s_group_t *) zmalloc ((n ? n : 1) * sizeof (s_group_t));
     assert (groups);
     size_t count = 0;
     for (size_t i = 0; i < n; i++) {
