@@ -232,36 +232,65 @@ s_check_all_stored (fixture_t *f, int stopped, zhashx_t *sent)
     assert_int_equal (missing, 0);
 }
 
+//  Starts a broker on dir that registers with ns as group (heartbeat 200
+//  ms), bound to an ipc path in dir. NULL with *err (caller frees) when
+//  it does not start (the caller cleans up before failing the test, so a
+//  failed setup leaves no actor behind).
+static zactor_t *
+s_start_registered (const char *dir, const char *ns, const char *group,
+                    char **err)
+{
+    zconfig_t *cfg = zconfig_new ("root", NULL);
+    char *bind = zsys_sprintf ("ipc://%s/broker.sock", dir);
+    zconfig_put (cfg, "broker/data", dir);
+    zconfig_put (cfg, "broker/bind", bind);
+    zconfig_put (cfg, "broker/nameserver", ns);
+    zconfig_put (cfg, "broker/heartbeat-ms", "200");
+    zconfig_put (cfg, "broker/group", group);
+    zactor_t *broker = zr_broker_new (cfg, err);
+    zconfig_destroy (&cfg);
+    zstr_free (&bind);
+    return broker;
+}
+
 //  Fixture where the brokers register themselves (heartbeat 200 ms,
 //  nameserver expiry 1000 ms), on ipc paths.
 static int
 s_setup_registered (void **state)
 {
     fixture_t *f = (fixture_t *) zmalloc (sizeof (fixture_t));
+    *state = f;
     zconfig_t *cfg = zconfig_new ("root", NULL);
     zconfig_put (cfg, "nameserver/bind", "tcp://127.0.0.1:*");
     zconfig_put (cfg, "nameserver/expiry-ms", "1000");
     char *err = NULL;
     f->ns = zr_nameserver_new (cfg, &err);
     zconfig_destroy (&cfg);
-    if (!f->ns)
-        fail_msg ("nameserver did not start: %s", err ? err : "?");
+    if (!f->ns) {
+        print_error ("nameserver did not start: %s\n", err ? err : "?");
+        zstr_free (&err);
+        return -1;
+    }
     f->ns_endpoint = zr_nameserver_endpoint (f->ns);
     assert_non_null (f->ns_endpoint);
     for (int i = 0; i < 2; i++) {
         f->dir [i] = zrt_tempdir ("routing-reg");
-        char *bind = zsys_sprintf ("ipc://%s/broker.sock", f->dir [i]);
-        char *extra = zsys_sprintf ("nameserver=%s;heartbeat-ms=200;"
-                                    "group=reg%d", f->ns_endpoint, i + 1);
-        f->broker [i] = zrt_broker_start (f->dir [i], bind, extra,
-                                          &f->endpoint [i]);
-        zstr_free (&bind);
-        zstr_free (&extra);
+        char group [8];
+        snprintf (group, sizeof group, "reg%d", i + 1);
+        f->broker [i]
+            = s_start_registered (f->dir [i], f->ns_endpoint, group, &err);
+        if (!f->broker [i]) {
+            print_error ("broker did not start: %s\n", err ? err : "?");
+            zstr_free (&err);
+            s_teardown (state);
+            return -1;
+        }
+        f->endpoint [i] = zr_broker_endpoint (f->broker [i]);
+        assert_non_null (f->endpoint [i]);
         f->group [i] = s_broker_group (f->broker [i]);
         //  Answered once the nameserver has the route.
         s_create_topic (f->endpoint [i], TOPIC, QUEUES);
     }
-    *state = f;
     return 0;
 }
 
@@ -501,14 +530,14 @@ test_registered_brokers (void **state)
 
     //  Back on the same data and endpoint, registered again: the route
     //  shows it (fresh age), so the producer uses it again.
-    char *bind = zsys_sprintf ("ipc://%s/broker.sock", f->dir [0]);
-    char *extra = zsys_sprintf ("nameserver=%s;heartbeat-ms=200;group=reg1",
-                                f->ns_endpoint);
-    zstr_free (&f->endpoint [0]);
-    f->broker [0] = zrt_broker_start (f->dir [0], bind, extra,
-                                      &f->endpoint [0]);
-    zstr_free (&bind);
-    zstr_free (&extra);
+    char *err = NULL;
+    f->broker [0] = s_start_registered (f->dir [0], f->ns_endpoint, "reg1",
+                                        &err);
+    if (!f->broker [0]) {
+        zr_producer_destroy (&producer);
+        zhashx_destroy (&sent);
+        fail_msg ("broker did not restart: %s", err ? err : "?");
+    }
     //  Bounded: up to 5 s of sends until one lands there again.
     int64_t end = zclock_mono () + 5000;
     while (after [0] == 0 && zclock_mono () < end)
