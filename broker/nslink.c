@@ -392,7 +392,6 @@ s_configure (nslink_t *self, zmsg_t *msg)
     self->heartbeat_ms = atoi (heartbeat) > 0 ? atoi (heartbeat) : 10000;
     self->interface = strdup (interface);
     self->beacon_port = atoi (port) > 0 ? atoi (port) : 9876;
-    self->configured = true;
     if (streq (list, "auto"))
         self->automatic = true;
     else
@@ -407,6 +406,8 @@ s_configure (nslink_t *self, zmsg_t *msg)
         }
     }
     zstr_send (self->pipe, "OK");
+    //  From here on the broker reads INFO events: none before the OK.
+    self->configured = true;
     if (self->automatic) {
         if (s_probe_loopback ())
             s_ns_add (self, PROBE_ENDPOINT);
@@ -425,6 +426,7 @@ s_configure (nslink_t *self, zmsg_t *msg)
         zstr_free (&status);
         zstr_free (&reason);
     }
+    s_send_info (self);
 done:
     zstr_free (&list);
     zstr_free (&cluster);
