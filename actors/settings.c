@@ -25,6 +25,18 @@ const zr_setting_t zr_broker_settings [] = {
       "most sends in one group commit" },
     { "min-free-mb", ZR_SETTING_INT, "256", NULL,
       "refuse writes (DISK_FULL) below this much free disk, MiB" },
+    { "member-heartbeat-ms", ZR_SETTING_INT, "1000", NULL,
+      "how often group members heartbeat (told to them), ms" },
+    { "member-expiry-ms", ZR_SETTING_INT, "3000", NULL,
+      "drop a group member not heard from for this long, ms" },
+    { "lease-ms", ZR_SETTING_INT, "3000", NULL,
+      "lease of a queue held by a group member, ms" },
+    { "retry-delays", ZR_SETTING_STR,
+      "10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h", NULL,
+      "delays before the 1st, 2nd, ... redelivery of a message handed "
+      "back (ms, s, m, h units); the last repeats" },
+    { "max-reconsume", ZR_SETTING_INT, "16", NULL,
+      "attempts before a message goes to the group's dead-letter queue" },
     { "nameserver", ZR_SETTING_STR, "auto", NULL,
       "nameservers to register with, comma-separated tcp:// endpoints; "
       "auto: 127.0.0.1:9876 if it answers, else beacons; none: no "

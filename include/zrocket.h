@@ -60,6 +60,8 @@ typedef enum {
     ZR_STORE_ERROR,
     ZR_NOT_FOUND,               //  lookup found nothing
     ZR_SHUTTING_DOWN,           //  broker is stopping, not done
+    ZR_LEASE_HELD,              //  another group member holds the lease
+    ZR_LEASE_INVALID,           //  stale or missing lease token
     ZR_TIMEOUT,                 //  client side: no reply in time
     ZR_UNKNOWN_STATUS,          //  client side: reply had a status we
                                 //  do not know
@@ -347,6 +349,88 @@ int64_t     zr_pull_max (zr_pull_t *self);
 size_t      zr_pull_count (zr_pull_t *self);
 //  Message i (borrowed, lives as long as the result).
 zr_message_t *zr_pull_message (zr_pull_t *self, size_t index);
+
+//  --------------------------------------------------------------------
+//  Push consumer (consumer groups, docs/protocol.md section 11)
+//
+//  An actor that joins a consumer group on every broker serving its
+//  topics, takes the queues allocated to it (holding a lease on each),
+//  long-polls them, buffers up to a limit per queue, and calls the
+//  handler from a pool of threads. The handler returns ZR_CONSUME_SUCCESS
+//  or ZR_CONSUME_RETRY (the message comes back later through the group's
+//  retry topic, then goes to its dead-letter queue after max-reconsume
+//  attempts). Offsets are committed periodically, when a queue is
+//  released, and on stop.
+//
+//  zr_push_consumer_t is driven from one thread (like a socket); the
+//  handler runs in the consumer's own threads, at most `threads` at once,
+//  and must be thread-safe if threads > 1. In orderly mode each queue's
+//  messages reach the handler one at a time, in offset order.
+
+typedef struct _zr_push_consumer_t zr_push_consumer_t;
+
+typedef enum {
+    ZR_CONSUME_SUCCESS = 0,
+    ZR_CONSUME_RETRY = 1
+} zr_consume_result_t;
+
+//  The handler: msg is borrowed for the duration of the call.
+typedef zr_consume_result_t (zr_consume_fn) (zr_message_t *msg, void *arg);
+
+//  Creates a push consumer in group. fabric: nameserver endpoints
+//  ("tcp://h1:9876,tcp://h2:9876"), or "broker:ENDPOINT" for one broker
+//  without a nameserver, or NULL to discover nameservers. NULL on a bad
+//  group name.
+zr_push_consumer_t *
+    zr_push_consumer_new (const char *fabric, const char *group);
+
+void
+    zr_push_consumer_destroy (zr_push_consumer_t **self_p);
+
+//  Settings, before start. Return 0, or -1 on a bad value.
+//  mode: "clustering" (default) or "broadcast"
+int zr_push_consumer_set_mode (zr_push_consumer_t *self, const char *mode);
+//  strategy: "averagely" (default), "circle" or "hash"
+int zr_push_consumer_set_strategy (zr_push_consumer_t *self,
+                                   const char *strategy);
+//  handler threads (default 4); in orderly mode, queues are spread over
+//  them, one queue per thread at a time
+int zr_push_consumer_set_threads (zr_push_consumer_t *self, int threads);
+//  orderly: one message at a time per queue, in offset order
+int zr_push_consumer_set_orderly (zr_push_consumer_t *self, bool orderly);
+//  where a queue with no committed offset starts: "first", "last"
+//  (default) or ms since the epoch as decimal text
+int zr_push_consumer_set_from (zr_push_consumer_t *self, const char *from);
+//  most messages buffered per queue before pulling stops (default 256)
+int zr_push_consumer_set_buffer (zr_push_consumer_t *self, int messages);
+//  broadcast mode: directory of the local offsets file (required there)
+int zr_push_consumer_set_offset_dir (zr_push_consumer_t *self,
+                                     const char *dir);
+//  orderly mode: in-place retries before the dead-letter queue (default 3)
+int zr_push_consumer_set_max_retries (zr_push_consumer_t *self, int n);
+//  client id (default: host-pid-random)
+int zr_push_consumer_set_client_id (zr_push_consumer_t *self,
+                                    const char *id);
+
+//  Adds a topic. Returns 0, or -1 on a bad name.
+int
+    zr_push_consumer_subscribe (zr_push_consumer_t *self, const char *topic);
+
+//  Starts consuming. Returns 0, or -1 with *err (caller frees): no
+//  fabric found, no topic subscribed, offset dir missing in broadcast.
+int
+    zr_push_consumer_start (zr_push_consumer_t *self, zr_consume_fn *handler,
+                            void *arg, char **err);
+
+//  Stops: finishes the handlers running, commits offsets, releases
+//  leases, leaves the group. Also done by destroy.
+void
+    zr_push_consumer_stop (zr_push_consumer_t *self);
+
+//  Queues this member owns now, as "topic:queue@group" strings joined by
+//  ',' (caller frees); for status output and tests.
+char *
+    zr_push_consumer_owned (zr_push_consumer_t *self);
 
 #ifdef __cplusplus
 }
