@@ -24,6 +24,8 @@ s_main_usage (FILE *stream)
         "  stats        print broker statistics\n"
         "  msg          look a message up by store id\n"
         "  ping         check that a broker answers\n"
+        "  group        consumer group status and offset reset\n"
+        "  dlq          list or resend a group's dead-letter messages\n"
         "  bench        measure send and consume rates\n"
         "\n"
         "`zrocket COMMAND --help` describes a command. Exit status: 0 ok,\n"
@@ -63,6 +65,8 @@ zr_cli_main (int argc, char **argv)
         { "nameserver", zr_cli_nameserver },
         { "cluster", zr_cli_cluster },
         { "route", zr_cli_route },
+        { "group", zr_cli_group },
+        { "dlq", zr_cli_dlq },
         { "bench", zr_cli_bench },
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands [0]; i++)
@@ -139,7 +143,7 @@ zr_cli_parse (const char *cmd, const zr_cli_opt_t *opts, int max_pos,
             zlist_append (args->repeated [index], (void *) value);
             continue;
         }
-        if (args->npos >= max_pos || args->npos >= 16) {
+        if (args->npos >= max_pos || args->npos >= ZR_CLI_MAX_POS) {
             fprintf (stderr, "zrocket %s: unexpected argument '%s' (see "
                      "zrocket %s --help)\n", cmd, arg, cmd);
             return -1;

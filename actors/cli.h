@@ -26,6 +26,9 @@ int zr_cli_ping (int argc, char **argv);
 int zr_cli_nameserver (int argc, char **argv);
 int zr_cli_cluster (int argc, char **argv);
 int zr_cli_route (int argc, char **argv);
+//  Written in actors/cli_group.c.
+int zr_cli_group (int argc, char **argv);
+int zr_cli_dlq (int argc, char **argv);
 //  Written in actors/bench.c.
 int zr_cli_bench (int argc, char **argv);
 
@@ -40,12 +43,15 @@ typedef struct {
     const char *help;
 } zr_cli_opt_t;
 
+//  Most positional arguments a command can take.
+#define ZR_CLI_MAX_POS 256
+
 //  Parsed arguments of a command.
 typedef struct {
     const zr_cli_opt_t *opts;
     const char *value [32];         //  last value per option (or "" flag)
     zlist_t *repeated [32];         //  every value per option (borrowed)
-    const char *pos [16];           //  positional arguments
+    const char *pos [ZR_CLI_MAX_POS];   //  positional arguments
     int npos;
     bool help;                      //  --help was given
 } zr_cli_args_t;
@@ -64,6 +70,11 @@ const char *zr_cli_get (zr_cli_args_t *args, const char *name);
 //  or -1 after printing "zrocket: --NAME: 'x' is not a number".
 int zr_cli_get_int (zr_cli_args_t *args, const char *name, int64_t dflt,
                     int64_t min, int64_t max, int64_t *value);
+
+//  Parses a time argument (consume --from, group reset --to): ms since
+//  the epoch, or ISO-8601 local time "YYYY-MM-DDTHH:MM[:SS]" (a
+//  trailing Z means UTC). Returns 0 or -1.
+int zr_cli_parse_time (const char *text, int64_t *ms);
 
 //  Prints the usage of a command: synopsis, description, options.
 void zr_cli_usage (FILE *stream, const char *synopsis, const char *text,

@@ -76,10 +76,8 @@ s_source_destroy (s_source_t **self_p)
     *self_p = NULL;
 }
 
-//  Parses --from TIME: ms since the epoch, or ISO-8601 local time
-//  "YYYY-MM-DDTHH:MM[:SS]" (a trailing Z means UTC). Returns 0 or -1.
-static int
-s_parse_time (const char *text, int64_t *ms)
+int
+zr_cli_parse_time (const char *text, int64_t *ms)
 {
     char *end = NULL;
     errno = 0;
@@ -324,7 +322,7 @@ zr_cli_consume (int argc, char **argv)
         self.from = "last";
     int64_t since = -1;         //  --from TIME, ms
     if (!streq (self.from, "first") && !streq (self.from, "last")
-    &&  s_parse_time (self.from, &since)) {
+    &&  zr_cli_parse_time (self.from, &since)) {
         fprintf (stderr, "zrocket consume: --from: '%s' is not first, last, "
                  "ms since the epoch or a time like 2026-11-22T10:00:00\n",
                  self.from);
