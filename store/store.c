@@ -10,6 +10,7 @@
       "epoch"       8 bytes BE
       "seq"         8 bytes BE, sequence of the last committed batch
       "t/<topic>"   4 bytes BE, the topic's queue count
+      "m/<name>"    a mark (empty value), see zr_store_batch_mark_put
 
     The open batch is one rocksdb_writebatch_t, reused. Beside it we keep
     the list of log operations that describe it; consecutive appends to a
@@ -33,19 +34,22 @@
 #define STORE_MSGKEY_MAX (1 + STORE_TOPIC_MAX + 4 + 8)
 #define STORE_WBUF_DEFAULT (64u * 1024 * 1024)
 
-enum { CF_META, CF_MSG, CF_OFFSETS, CF_LOG, CF_COUNT };
+#define STORE_MARK_MAX   1024            //  bytes in a mark name
+
+enum { CF_META, CF_MSG, CF_OFFSETS, CF_LOG, CF_TIMER, CF_COUNT };
 static const char *s_cf_names [CF_COUNT] = {
-    "default", "msg", "offsets", "log"
+    "default", "msg", "offsets", "log", "timer"
 };
 
 //  One log operation of the open batch
 typedef struct {
-    char type;                  //  'A', 'O', 'T', 'D'
+    char type;                  //  'A', 'O', 'T', 'D', 'X', 'x', 'M'
     char *topic;
     char *group;                //  'O' only
     int queue;                  //  'A', 'O'
     int64_t a;                  //  A: first offset, O: offset, T: queues
     int64_t count;              //  A: number of records
+    unsigned char key [ZR_STORE_TIMER_KEY];     //  X, x: timer key
 } s_op_t;
 
 struct _zr_store_t {
@@ -68,6 +72,7 @@ struct _zr_store_t {
     zhashx_t *runs;             //  "queue/topic" -> index + 1 of its A op
     size_t batch_ops;           //  calls that added to the batch
     size_t batch_bytes;         //  record bytes in the batch
+    uint64_t batch_timers;      //  timers put in the batch (key sequence)
 };
 
 
@@ -480,6 +485,9 @@ zr_store_open (const char *path, const zr_store_opts_t *opts, char **err)
     rocksdb_options_set_enable_blob_gc (cfo [CF_MSG], 1);
     cfo [CF_OFFSETS] = s_cf_options (small, true, rocksdb_no_compression);
     cfo [CF_LOG] = s_cf_options (small, false, rocksdb_lz4_compression);
+    //  Timers: created in existing data directories by
+    //  create_missing_column_families.
+    cfo [CF_TIMER] = s_cf_options (small, false, rocksdb_no_compression);
 
     char *rerr = NULL;
     self->db = rocksdb_open_column_families (
@@ -521,6 +529,7 @@ s_ops_clear (zr_store_t *self)
     self->nops = 0;
     self->batch_ops = 0;
     self->batch_bytes = 0;
+    self->batch_timers = 0;
     if (self->runs)
         zhashx_purge (self->runs);
     if (self->batch)
@@ -859,6 +868,80 @@ zr_store_batch_topic_delete (zr_store_t *self, const char *topic)
     s_op_new (self, 'D', topic);
 }
 
+int
+zr_store_batch_timer_put (zr_store_t *self, int64_t due, const void *value,
+                          size_t size, unsigned char *key_out)
+{
+    assert (self);
+    if (due < 0 || (!value && size)) {
+        zsys_warning ("store: timer due at %" PRId64 " refused", due);
+        return -1;
+    }
+    //  Sequence part: the batch's commit sequence and its index in the
+    //  batch, so keys never repeat (a failed batch stored nothing, and
+    //  its sequence is used again by the next one).
+    unsigned char key [ZR_STORE_TIMER_KEY];
+    s_put_be64 (key, (uint64_t) due);
+    s_put_be64 (key + 8, ((self->seq + 1) << 24) + self->batch_timers++);
+    rocksdb_writebatch_put_cf (self->batch, self->cf [CF_TIMER],
+                               (const char *) key, sizeof key,
+                               value ? (const char *) value : "", size);
+    self->batch_ops++;
+    self->batch_bytes += size;
+    s_op_t *op = s_op_new (self, 'X', "");
+    memcpy (op->key, key, sizeof key);
+    if (key_out)
+        memcpy (key_out, key, sizeof key);
+    return 0;
+}
+
+int
+zr_store_batch_timer_delete (zr_store_t *self, const void *key, size_t size)
+{
+    assert (self);
+    if (!key || size != ZR_STORE_TIMER_KEY) {
+        zsys_warning ("store: timer delete refused: key of %zu bytes",
+                      size);
+        return -1;
+    }
+    rocksdb_writebatch_delete_cf (self->batch, self->cf [CF_TIMER],
+                                  (const char *) key, size);
+    self->batch_ops++;
+    s_op_t *op = s_op_new (self, 'x', "");
+    memcpy (op->key, key, ZR_STORE_TIMER_KEY);
+    return 0;
+}
+
+//  Meta key of a mark: "m/" + name. Returns its size, or 0 for a bad name.
+static size_t
+s_mark_key (char *key, const char *name)
+{
+    size_t len = name ? strlen (name) : 0;
+    if (len == 0 || len > STORE_MARK_MAX)
+        return 0;
+    memcpy (key, "m/", 2);
+    memcpy (key + 2, name, len);
+    return 2 + len;
+}
+
+int
+zr_store_batch_mark_put (zr_store_t *self, const char *name)
+{
+    assert (self);
+    char key [2 + STORE_MARK_MAX];
+    size_t klen = s_mark_key (key, name);
+    if (!klen) {
+        zsys_warning ("store: mark '%.40s' refused: bad name",
+                      name ? name : "");
+        return -1;
+    }
+    rocksdb_writebatch_put_cf (self->batch, self->cf [CF_META], key, klen,
+                               "", 0);
+    self->batch_ops++;
+    s_op_new (self, 'M', name);
+    return 0;
+}
+
 size_t
 zr_store_batch_ops (zr_store_t *self)
 {
@@ -928,7 +1011,14 @@ zr_store_commit (zr_store_t *self, bool sync, char **err)
                 s_pack_str (&pk, op->topic);
                 msgpack_pack_int64 (&pk, op->a);
                 break;
-            default:
+            case 'X':
+            case 'x':
+                msgpack_pack_array (&pk, 2);
+                s_pack_str (&pk, type);
+                msgpack_pack_bin (&pk, ZR_STORE_TIMER_KEY);
+                msgpack_pack_bin_body (&pk, op->key, ZR_STORE_TIMER_KEY);
+                break;
+            default:            //  'D' topic, 'M' mark name
                 msgpack_pack_array (&pk, 2);
                 s_pack_str (&pk, type);
                 s_pack_str (&pk, op->topic);
@@ -1088,6 +1178,96 @@ zr_store_offset_get (zr_store_t *self, const char *group, const char *topic,
                       self->path, group, topic, queue, vlen);
     rocksdb_free (v);
     return rc;
+}
+
+int
+zr_store_timer_read (zr_store_t *self, int64_t until, int max,
+                     zr_store_timer_fn *fn, void *arg)
+{
+    assert (self);
+    assert (fn);
+    if (max <= 0 || until < 0)
+        return 0;
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf (self->db, self->ro, self->cf [CF_TIMER]);
+    int count = 0;
+    for (rocksdb_iter_seek_to_first (it);
+         rocksdb_iter_valid (it) && count < max; rocksdb_iter_next (it)) {
+        size_t klen = 0, vlen = 0;
+        const char *key = rocksdb_iter_key (it, &klen);
+        if (klen != ZR_STORE_TIMER_KEY) {
+            zsys_warning ("store: %s: skipping a timer key of %zu bytes",
+                          self->path, klen);
+            continue;
+        }
+        uint64_t due = s_get_be64 ((const unsigned char *) key);
+        if (due > (uint64_t) until)
+            break;
+        const char *val = rocksdb_iter_value (it, &vlen);
+        fn (key, klen, (int64_t) due, val, vlen, arg);
+        count++;
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error (it, &rerr);
+    if (rerr) {
+        zsys_error ("store: %s: reading timers: %s", self->path, rerr);
+        rocksdb_free (rerr);
+        count = -1;
+    }
+    rocksdb_iter_destroy (it);
+    return count;
+}
+
+int64_t
+zr_store_timer_next (zr_store_t *self)
+{
+    assert (self);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf (self->db, self->ro, self->cf [CF_TIMER]);
+    int64_t next = -1;
+    for (rocksdb_iter_seek_to_first (it); rocksdb_iter_valid (it);
+         rocksdb_iter_next (it)) {
+        size_t klen = 0;
+        const char *key = rocksdb_iter_key (it, &klen);
+        if (klen != ZR_STORE_TIMER_KEY)
+            continue;
+        uint64_t due = s_get_be64 ((const unsigned char *) key);
+        next = due > INT64_MAX ? INT64_MAX : (int64_t) due;
+        break;
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error (it, &rerr);
+    if (rerr) {
+        zsys_error ("store: %s: reading timers: %s", self->path, rerr);
+        rocksdb_free (rerr);
+        next = -1;
+    }
+    rocksdb_iter_destroy (it);
+    return next;
+}
+
+int
+zr_store_mark_exists (zr_store_t *self, const char *name)
+{
+    assert (self);
+    char key [2 + STORE_MARK_MAX];
+    size_t klen = s_mark_key (key, name);
+    if (!klen)
+        return 0;
+    char *rerr = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf (self->db, self->ro, self->cf [CF_META], key,
+                              klen, &vlen, &rerr);
+    if (rerr) {
+        zsys_error ("store: %s: reading mark %s: %s", self->path, name,
+                    rerr);
+        rocksdb_free (rerr);
+        return -1;
+    }
+    if (!v)
+        return 0;
+    rocksdb_free (v);
+    return 1;
 }
 
 int

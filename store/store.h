@@ -4,7 +4,8 @@
     data directory, with column families:
 
       default   metadata: format version, broker group name, epoch, last
-                sequence, topics (name -> queue count)
+                sequence, topics (name -> queue count), marks ("m/" +
+                name -> empty)
       msg       messages, key = topic length (1 byte) | topic | queue
                 (4 bytes BE) | offset (8 bytes BE), so one queue is one
                 ordered key range; value = the broker's record (opaque)
@@ -14,6 +15,13 @@
                 BE), value = msgpack [epoch, seq, ops] describing the
                 batch (appends by key range, offset commits, topic
                 changes): the replication position and catch-up source
+      timer     scheduled work, key = due time (8 bytes BE, ms since the
+                Unix epoch) | sequence (8 bytes BE, assigned by the
+                store), so the earliest timer is the first key; value
+                opaque (the broker's retry records)
+
+    Data directories made before the timer column family existed open
+    fine: missing column families are created.
 
     Writes are group-committed: the caller fills the store's one open
     batch (zr_store_batch_*) and commits it with a single WriteBatch and
@@ -33,6 +41,9 @@
 
 //  Highest data directory format this code reads and writes.
 #define ZR_STORE_FORMAT 1
+
+//  Size of a timer key: due (8 bytes BE) | sequence (8 bytes BE).
+#define ZR_STORE_TIMER_KEY 16
 
 typedef struct _zr_store_t zr_store_t;
 
@@ -104,6 +115,27 @@ void
 void
     zr_store_batch_topic_delete (zr_store_t *self, const char *topic);
 
+//  Stores a timer due at `due` (ms since the Unix epoch, >= 0) with a
+//  copy of value. The store picks the key's sequence part (unique, and
+//  in put order within a due time); key_out (ZR_STORE_TIMER_KEY bytes,
+//  may be NULL) receives the key. Returns 0, or -1 for a negative due.
+int
+    zr_store_batch_timer_put (zr_store_t *self, int64_t due,
+                              const void *value, size_t size,
+                              unsigned char *key_out);
+
+//  Deletes the timer with this key (as zr_store_timer_read gave it).
+//  Returns 0, or -1 when size is not ZR_STORE_TIMER_KEY.
+int
+    zr_store_batch_timer_delete (zr_store_t *self, const void *key,
+                                 size_t size);
+
+//  Records a mark: a name (1 to 1024 bytes) whose presence is all that
+//  counts (e.g. "this dead letter was resent"). Returns 0, or -1 for a
+//  bad name.
+int
+    zr_store_batch_mark_put (zr_store_t *self, const char *name);
+
 //  Number of operations in the open batch.
 size_t
     zr_store_batch_ops (zr_store_t *self);
@@ -152,11 +184,35 @@ int
     zr_store_offset_get (zr_store_t *self, const char *group,
                          const char *topic, int queue, int64_t *offset);
 
+//  Calls fn for each timer due at or before `until` (ms since the
+//  epoch), in due order (then put order), until max timers. key and
+//  value are valid only during the call. Returns the number of timers
+//  visited, or -1 on a read error.
+typedef void (zr_store_timer_fn) (const void *key, size_t key_size,
+                                  int64_t due, const void *value,
+                                  size_t size, void *arg);
+int
+    zr_store_timer_read (zr_store_t *self, int64_t until, int max,
+                         zr_store_timer_fn *fn, void *arg);
+
+//  Due time of the earliest stored timer (ms since the epoch), or -1
+//  when there is none (or on a read error, which is logged).
+int64_t
+    zr_store_timer_next (zr_store_t *self);
+
+//  Returns 1 when the mark was committed, 0 when not, -1 on a read
+//  error.
+int
+    zr_store_mark_exists (zr_store_t *self, const char *name);
+
 //  Calls fn for each log entry with sequence > after, in order, until
 //  max entries. The entry is msgpack [epoch, seq, [op...]] where op is
 //  ["A", topic, queue, first_offset, count] | ["O", group, topic, queue,
-//  offset] | ["T", topic, queues] | ["D", topic]. Returns the number of
-//  entries visited, or -1.
+//  offset] | ["T", topic, queues] | ["D", topic] | ["X", key] (timer put;
+//  key is bin, 16 bytes; the value is read from the timer column family,
+//  and a timer already gone there has its "x" in a later entry) |
+//  ["x", key] (timer delete) | ["M", name] (mark put). Returns the
+//  number of entries visited, or -1.
 typedef void (zr_store_log_fn) (uint64_t seq, const void *entry,
                                 size_t size, void *arg);
 int

@@ -702,12 +702,12 @@ test_store_newer_format (void **state)
     zr_store_destroy (&st);
 
     //  Raw RocksDB: set format to ZR_STORE_FORMAT + 1
-    const char *names [] = { "default", "msg", "offsets", "log" };
+    const char *names [] = { "default", "msg", "offsets", "log", "timer" };
     rocksdb_options_t *opts = rocksdb_options_create ();
-    const rocksdb_options_t *cfopts [4] = { opts, opts, opts, opts };
-    rocksdb_column_family_handle_t *cfs [4];
+    const rocksdb_options_t *cfopts [5] = { opts, opts, opts, opts, opts };
+    rocksdb_column_family_handle_t *cfs [5];
     char *rerr = NULL;
-    rocksdb_t *db = rocksdb_open_column_families (opts, dir, 4, names,
+    rocksdb_t *db = rocksdb_open_column_families (opts, dir, 5, names,
                                                   cfopts, cfs, &rerr);
     if (rerr)
         fail_msg ("raw open: %s", rerr);
@@ -717,7 +717,7 @@ test_store_newer_format (void **state)
                     &rerr);
     assert_null (rerr);
     rocksdb_writeoptions_destroy (wo);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         rocksdb_column_family_handle_destroy (cfs [i]);
     rocksdb_close (db);
     rocksdb_options_destroy (opts);
@@ -766,6 +766,192 @@ test_store_bad_paths (void **state)
     zstr_free (&dir);
 }
 
+//  --------------------------------------------------------------------
+//  Timers and marks
+
+typedef struct {
+    int count;
+    int64_t due [16];
+    char value [16][16];
+    unsigned char key [16][ZR_STORE_TIMER_KEY];
+} timers_t;
+
+static void
+s_collect_timer (const void *key, size_t key_size, int64_t due,
+                 const void *value, size_t size, void *arg)
+{
+    timers_t *t = (timers_t *) arg;
+    assert_int_equal (key_size, ZR_STORE_TIMER_KEY);
+    assert_true (t->count < 16);
+    assert_true (size < 16);
+    t->due [t->count] = due;
+    memcpy (t->value [t->count], value, size);
+    t->value [t->count][size] = 0;
+    memcpy (t->key [t->count], key, key_size);
+    t->count++;
+}
+
+//  Counts log ops of a type letter in entries.
+typedef struct {
+    int puts, deletes, marks;
+} logops_t;
+
+static void
+s_count_ops (uint64_t seq, const void *entry, size_t size, void *arg)
+{
+    logops_t *ops = (logops_t *) arg;
+    msgpack_unpacked u;
+    msgpack_unpacked_init (&u);
+    assert_int_equal (msgpack_unpack_next (&u, entry, size, NULL),
+                      MSGPACK_UNPACK_SUCCESS);
+    msgpack_object list = u.data.via.array.ptr [2];
+    for (uint32_t i = 0; i < list.via.array.size; i++) {
+        msgpack_object op = list.via.array.ptr [i];
+        msgpack_object type = op.via.array.ptr [0];
+        assert_int_equal (type.via.str.size, 1);
+        char c = type.via.str.ptr [0];
+        if (c == 'X' || c == 'x') {
+            assert_int_equal (op.via.array.size, 2);
+            assert_int_equal (op.via.array.ptr [1].type, MSGPACK_OBJECT_BIN);
+            assert_int_equal (op.via.array.ptr [1].via.bin.size,
+                              ZR_STORE_TIMER_KEY);
+        }
+        ops->puts += c == 'X';
+        ops->deletes += c == 'x';
+        ops->marks += c == 'M';
+    }
+    msgpack_unpacked_destroy (&u);
+}
+
+static void
+s_count_topic (const char *topic, int queues, void *arg)
+{
+    (*(int *) arg)++;
+}
+
+static void
+test_store_timers (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    zr_store_t *st = f->store;
+    assert_int_equal (zr_store_timer_next (st), -1);
+    unsigned char k1 [ZR_STORE_TIMER_KEY];
+    //  Put out of due order; two at the same due keep put order
+    assert_int_equal (zr_store_batch_timer_put (st, 3000, "c", 1, NULL), 0);
+    assert_int_equal (zr_store_batch_timer_put (st, 1000, "a", 1, k1), 0);
+    assert_int_equal (zr_store_batch_timer_put (st, 2000, "b1", 2, NULL), 0);
+    assert_int_equal (zr_store_batch_timer_put (st, 2000, "b2", 2, NULL), 0);
+    assert_int_equal (zr_store_batch_timer_put (st, -1, "z", 1, NULL), -1);
+    //  Not visible before the commit
+    assert_int_equal (zr_store_timer_next (st), -1);
+    uint64_t seq = zr_store_seq (st);
+    s_commit (st, false);
+    assert_true (zr_store_seq (st) == seq + 1);
+    assert_int_equal (zr_store_timer_next (st), 1000);
+
+    timers_t t;
+    memset (&t, 0, sizeof t);
+    assert_int_equal (zr_store_timer_read (st, 2000, 10, s_collect_timer,
+                                           &t), 3);
+    assert_int_equal (t.due [0], 1000);
+    assert_string_equal (t.value [0], "a");
+    assert_memory_equal (t.key [0], k1, ZR_STORE_TIMER_KEY);
+    assert_string_equal (t.value [1], "b1");
+    assert_string_equal (t.value [2], "b2");
+    //  max bounds the count
+    memset (&t, 0, sizeof t);
+    assert_int_equal (zr_store_timer_read (st, 5000, 2, s_collect_timer,
+                                           &t), 2);
+    //  Delete the first two in one batch, with a message (atomic)
+    zr_store_batch_topic_put (st, "t", 1);
+    zr_store_batch_append (st, "t", 0, 0, "m", 1);
+    assert_int_equal (zr_store_batch_timer_delete (st, t.key [0],
+                                                   ZR_STORE_TIMER_KEY), 0);
+    assert_int_equal (zr_store_batch_timer_delete (st, t.key [1],
+                                                   ZR_STORE_TIMER_KEY), 0);
+    assert_int_equal (zr_store_batch_timer_delete (st, t.key [1], 3), -1);
+    s_commit (st, false);
+    assert_int_equal (zr_store_timer_next (st), 2000);
+    //  An aborted batch deletes nothing
+    assert_int_equal (zr_store_batch_timer_delete (st, t.key [2],
+                                                   ZR_STORE_TIMER_KEY), 0);
+    zr_store_abort (st);
+    memset (&t, 0, sizeof t);
+    assert_int_equal (zr_store_timer_read (st, INT64_MAX, 10,
+                                           s_collect_timer, &t), 2);
+    assert_string_equal (t.value [0], "b2");
+    assert_string_equal (t.value [1], "c");
+
+    //  Marks
+    assert_int_equal (zr_store_mark_exists (st, "dlq/g/1"), 0);
+    assert_int_equal (zr_store_batch_mark_put (st, "dlq/g/1"), 0);
+    assert_int_equal (zr_store_batch_mark_put (st, ""), -1);
+    assert_int_equal (zr_store_batch_mark_put (st, NULL), -1);
+    assert_int_equal (zr_store_mark_exists (st, "dlq/g/1"), 0);
+    s_commit (st, false);
+    assert_int_equal (zr_store_mark_exists (st, "dlq/g/1"), 1);
+    assert_int_equal (zr_store_mark_exists (st, "dlq/g/2"), 0);
+    //  Marks are not topics
+    int topics = 0;
+    zr_store_topic_foreach (st, s_count_topic, &topics);
+    assert_int_equal (topics, 1);
+
+    //  The log carries every timer and mark op
+    logops_t ops = { 0, 0, 0 };
+    assert_true (zr_store_log_read (st, 0, 100, s_count_ops, &ops) > 0);
+    assert_int_equal (ops.puts, 4);
+    assert_int_equal (ops.deletes, 2);
+    assert_int_equal (ops.marks, 1);
+
+    //  Timers and marks survive a reopen; new keys do not collide
+    zr_store_destroy (&f->store);
+    f->store = st = s_open (f->dir, NULL);
+    assert_int_equal (zr_store_timer_next (st), 2000);
+    assert_int_equal (zr_store_mark_exists (st, "dlq/g/1"), 1);
+    assert_int_equal (zr_store_batch_timer_put (st, 2000, "b3", 2, NULL), 0);
+    s_commit (st, false);
+    memset (&t, 0, sizeof t);
+    assert_int_equal (zr_store_timer_read (st, 2000, 10, s_collect_timer,
+                                           &t), 2);
+    assert_string_equal (t.value [0], "b2");
+    assert_string_equal (t.value [1], "b3");
+}
+
+//  A data directory made before the timer column family opens, and gets
+//  one.
+static void
+test_store_old_dir (void **state)
+{
+    char *dir = zrt_tempdir ("store-old");
+    rocksdb_options_t *o = rocksdb_options_create ();
+    rocksdb_options_set_create_if_missing (o, 1);
+    rocksdb_options_set_create_missing_column_families (o, 1);
+    const char *names [4] = { "default", "msg", "offsets", "log" };
+    const rocksdb_options_t *cfo [4] = { o, o, o, o };
+    rocksdb_column_family_handle_t *cf [4];
+    char *rerr = NULL;
+    rocksdb_t *db = rocksdb_open_column_families (o, dir, 4, names, cfo, cf,
+                                                  &rerr);
+    if (!db)
+        fail_msg ("rocksdb open: %s", rerr ? rerr : "?");
+    for (int i = 0; i < 4; i++)
+        rocksdb_column_family_handle_destroy (cf [i]);
+    rocksdb_close (db);
+    rocksdb_options_destroy (o);
+
+    zr_store_t *st = s_open (dir, NULL);
+    assert_int_equal (zr_store_timer_next (st), -1);
+    assert_int_equal (zr_store_batch_timer_put (st, 5, "v", 1, NULL), 0);
+    s_commit (st, false);
+    assert_int_equal (zr_store_timer_next (st), 5);
+    zr_store_destroy (&st);
+    st = s_open (dir, NULL);
+    assert_int_equal (zr_store_timer_next (st), 5);
+    zr_store_destroy (&st);
+    zrt_rmrf (dir);
+    zstr_free (&dir);
+}
+
 int
 main (void)
 {
@@ -791,6 +977,9 @@ main (void)
         cmocka_unit_test (test_store_damaged),
         cmocka_unit_test (test_store_newer_format),
         cmocka_unit_test (test_store_bad_paths),
+        cmocka_unit_test_setup_teardown (test_store_timers, s_setup,
+                                         s_teardown),
+        cmocka_unit_test (test_store_old_dir),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
