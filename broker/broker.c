@@ -32,6 +32,7 @@
 #include "store/store.h"
 #include "actors/settings.h"
 #include "broker/nslink.h"
+#include "broker/groups.h"
 
 #define HEADER_MAX (64 * 1024)
 #define BATCH_BYTES_MAX (16 * 1024 * 1024)
@@ -186,7 +187,23 @@ typedef struct {
     uint64_t id_counter;
     uint8_t id_prefix [8];
     stats_t stats;
+
+    //  consumer groups (broker/groups.h, docs/protocol.md section 11)
+    zr_groups_t *groups;
+    int member_heartbeat_ms;
+    int member_expiry_ms;
+    int lease_ms;
+    int64_t groups_checked;     //  last expiry pass, zclock_mono ms
+    uint64_t notify_rid;        //  rid of broker-initiated requests
+    struct {
+        uint64_t notified;      //  MEMBERS_CHANGED sent
+        uint64_t notify_dropped;
+    } group_stats;
 } broker_t;
+
+//  Consumer groups: lease check for PULL and COMMIT_OFFSET.
+static int s_lease_refused (broker_t *self, route_t *route,
+                            const zr_obj_t *h, topic_t *topic, int queue);
 
 //  --------------------------------------------------------------------
 //  Names and ids
@@ -1055,6 +1072,8 @@ s_cmd_pull (broker_t *self, route_t *route, const zr_obj_t *h)
     ||  s_need_int (self, route, h, "wait", &wait, false, 0, 0,
                     PULL_WAIT_MAX))
         return;
+    if (s_lease_refused (self, route, h, topic, (int) queue))
+        return;
     self->stats.pulls++;
     queue_t *q = &topic->queue [queue];
     if (offset < q->min || offset > q->max) {
@@ -1178,7 +1197,8 @@ s_cmd_commit_offset (broker_t *self, route_t *route, const zr_obj_t *h)
     topic_t *topic = s_need_queue (self, route, h, &queue);
     if (!topic
     ||  s_need_int (self, route, h, "offset", &offset, true, 0, 0,
-                    INT64_MAX))
+                    INT64_MAX)
+    ||  s_lease_refused (self, route, h, topic, (int) queue))
         return;
     queue_t *q = &topic->queue [queue];
     if (offset > q->max) {
@@ -1419,7 +1439,7 @@ static void
 s_encode_stats (broker_t *self, zr_enc_t *enc)
 {
     stats_t *s = &self->stats;
-    zr_enc_map (enc, 28);
+    zr_enc_map (enc, 28 + 5);          //  + 5 group counts
     zr_enc_kint (enc, "requests", (int64_t) s->requests);
     zr_enc_kint (enc, "sends_ok", (int64_t) s->sends_ok);
     zr_enc_kint (enc, "sends_rejected", (int64_t) s->sends_rejected);
@@ -1449,6 +1469,15 @@ s_encode_stats (broker_t *self, zr_enc_t *enc)
     zr_enc_kint (enc, "beacons_heard", self->beacons_heard);
     zr_enc_kint (enc, "beacons_bad", self->beacons_bad);
     zr_enc_kint (enc, "beacons_other_cluster", self->beacons_other);
+    zr_enc_kint (enc, "groups", (int64_t) zr_groups_count (self->groups));
+    zr_enc_kint (enc, "members",
+                 (int64_t) zr_groups_member_count (self->groups));
+    zr_enc_kint (enc, "leases",
+                 (int64_t) zr_groups_lease_count (self->groups));
+    zr_enc_kint (enc, "members_changed_sent",
+                 (int64_t) self->group_stats.notified);
+    zr_enc_kint (enc, "members_changed_dropped",
+                 (int64_t) self->group_stats.notify_dropped);
     zlistx_t *names = s_topic_names (self);
     zr_enc_str (enc, "topics");
     zr_enc_map (enc, zlistx_size (names));
@@ -1544,6 +1573,529 @@ s_cmd_get_msg (broker_t *self, route_t *route, const zr_obj_t *h)
     free (record);
     s_send_reply (self, route, self->bodies);
     zlistx_purge (self->bodies);
+}
+
+//  --------------------------------------------------------------------
+//  Consumer groups (docs/protocol.md section 11; state in broker/groups)
+
+//  Reads an optional lease token field (0 when absent).
+static int
+s_need_token (broker_t *self, route_t *route, const zr_obj_t *h,
+              bool required, uint64_t *token)
+{
+    int64_t value;
+    if (s_need_int (self, route, h, "token", &value, required, 0, 0,
+                    INT64_MAX))
+        return -1;
+    *token = (uint64_t) value;
+    return 0;
+}
+
+//  PULL and COMMIT_OFFSET: a request naming a group must carry the token
+//  of the group's unexpired lease on the queue, if there is one. Returns
+//  0 (go on), or replies an error and returns -1.
+static int
+s_lease_refused (broker_t *self, route_t *route, const zr_obj_t *h,
+                 topic_t *topic, int queue)
+{
+    const zr_obj_t *field = zr_obj_get (h, "group");
+    if (!field || zr_obj_is_nil (field))
+        return 0;
+    char group [ZR_NAME_MAX + 2];
+    uint64_t token;
+    if (s_need_name (self, route, h, "group", group)
+    ||  s_need_token (self, route, h, false, &token))
+        return -1;
+    if (zr_groups_check (self->groups, group, topic->name, queue, token,
+                         zclock_mono ()))
+        return 0;
+    int64_t left = 0;
+    const char *owner = zr_groups_owner (self->groups, group, topic->name,
+                                         queue, zclock_mono (), &left);
+    s_reply_error (self, route, ZR_LEASE_INVALID,
+                   "group '%s' holds a lease on %s/%d (owner %s) and this "
+                   "request %s", group, topic->name, queue,
+                   owner ? owner : "?", token ? "carries another token"
+                                              : "carries no token");
+    return -1;
+}
+
+//  Sends MEMBERS_CHANGED to one member, on the identity of its last
+//  HEARTBEAT. Never blocks: a gone or lagging member misses it and learns
+//  the news from its next HEARTBEAT reply.
+static void
+s_notify_member (const zr_groups_member_t *member, void *arg)
+{
+    broker_t *self = (broker_t *) arg;
+    void *handle = zsock_resolve (self->router);
+    if (zmq_send (handle, member->identity, member->identity_size,
+                  ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
+        self->group_stats.notify_dropped++;
+        return;
+    }
+    if (member->delimiter)
+        zmq_send (handle, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send (handle, zr_enc_data (self->enc), zr_enc_size (self->enc),
+              ZMQ_DONTWAIT);
+    self->group_stats.notified++;
+}
+
+//  Tells every member of group that its membership (version) changed.
+//  Uses the reply encoder: call it only after any reply has been sent.
+static void
+s_notify_members (const char *group, uint64_t version, void *arg)
+{
+    broker_t *self = (broker_t *) arg;
+    zr_enc_reset (self->enc);
+    zr_enc_map (self->enc, 6);
+    zr_enc_kint (self->enc, "v", ZR_PROTOCOL_VERSION);
+    zr_enc_kstr (self->enc, "type", "request");
+    zr_enc_kstr (self->enc, "cmd", "MEMBERS_CHANGED");
+    zr_enc_kint (self->enc, "rid", (int64_t) ++self->notify_rid);
+    zr_enc_kstr (self->enc, "group", group);
+    zr_enc_kint (self->enc, "version", (int64_t) version);
+    zr_groups_members (self->groups, group, s_notify_member, self);
+}
+
+//  Timer: drops silent members (telling the rest) and expired leases.
+static void
+s_groups_tick (broker_t *self)
+{
+    int64_t now = zclock_mono ();
+    zr_groups_expire (self->groups, now, self->member_expiry_ms,
+                      s_notify_members, self);
+    self->groups_checked = now;
+}
+
+//  Expiry passes run this often, so a member is dropped at most a tenth
+//  of its expiry late.
+static int64_t
+s_groups_period (broker_t *self)
+{
+    int64_t period = self->member_expiry_ms / 10;
+    return period < 5 ? 5 : period;
+}
+
+static void
+s_encode_member_id (const zr_groups_member_t *member, void *arg)
+{
+    zr_enc_str ((zr_enc_t *) arg, member->client_id);
+}
+
+static void
+s_cmd_heartbeat (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char group [ZR_NAME_MAX + 2], client_id [ZR_NAME_MAX + 2];
+    char mode [16];
+    if (s_need_name (self, route, h, "group", group)
+    ||  s_need_name (self, route, h, "client_id", client_id)
+    ||  s_need_str (self, route, h, "mode", mode, sizeof mode, false))
+        return;
+    if (*mode && strneq (mode, "clustering") && strneq (mode, "broadcast")) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "mode '%s' must be clustering or broadcast", mode);
+        return;
+    }
+    const zr_obj_t *list = zr_obj_get (h, "topics");
+    if (!list || !zr_obj_is_array (list)) {
+        s_reply_error (self, route, ZR_MALFORMED, list
+                       ? "field 'topics' must be an array of topic names"
+                       : "missing field 'topics'");
+        return;
+    }
+    size_t count = zr_obj_size (list);
+    if (count > ZR_GROUPS_TOPICS_MAX) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "%zu topics, at most %d per member", count,
+                       ZR_GROUPS_TOPICS_MAX);
+        return;
+    }
+    char (*names) [ZR_NAME_MAX + 1] = (char (*) [ZR_NAME_MAX + 1])
+        zmalloc ((count ? count : 1) * (ZR_NAME_MAX + 1));
+    const char **topics = (const char **)
+        zmalloc ((count ? count : 1) * sizeof (char *));
+    for (size_t i = 0; i < count; i++) {
+        const char *s;
+        size_t len;
+        if (zr_obj_str (zr_obj_at (list, i), &s, &len) != ZR_FIELD_OK) {
+            s_reply_error (self, route, ZR_MALFORMED,
+                           "field 'topics' must be an array of topic names");
+            goto done;
+        }
+        if (!s_valid_name (s, len)) {
+            s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                           "topics[%zu] '%.*s' is not a valid topic name", i,
+                           (int) (len > 64 ? 64 : len), s);
+            goto done;
+        }
+        memcpy (names [i], s, len);
+        names [i][len] = 0;
+        topics [i] = names [i];
+    }
+    int rc = zr_groups_heartbeat (self->groups, group, client_id, topics,
+                                  count, streq (mode, "broadcast"),
+                                  route->identity, route->identity_size,
+                                  route->delimiter, zclock_mono ());
+    if (rc == ZR_GROUPS_FULL) {
+        s_reply_error (self, route, ZR_BUSY,
+                       "group '%s' has %d members (or the broker %d): "
+                       "not joined", group, ZR_GROUPS_MEMBERS_MAX,
+                       ZR_GROUPS_MEMBERS_TOTAL);
+        goto done;
+    }
+    uint64_t version = zr_groups_version (self->groups, group);
+    s_reply_begin (self, route, ZR_OK, NULL, 4);
+    zr_enc_str (self->enc, "members");
+    zr_enc_array (self->enc, zr_groups_members (self->groups, group,
+                                                NULL, NULL));
+    zr_groups_members (self->groups, group, s_encode_member_id, self->enc);
+    zr_enc_kint (self->enc, "version", (int64_t) version);
+    zr_enc_kint (self->enc, "heartbeat_ms", self->member_heartbeat_ms);
+    zr_enc_kint (self->enc, "member_expiry_ms", self->member_expiry_ms);
+    s_send_reply (self, route, NULL);
+    if (rc == 1)
+        s_notify_members (group, version, self);
+done:
+    free (topics);
+    free (names);
+}
+
+static void
+s_cmd_leave (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char group [ZR_NAME_MAX + 2], client_id [ZR_NAME_MAX + 2];
+    if (s_need_name (self, route, h, "group", group)
+    ||  s_need_name (self, route, h, "client_id", client_id))
+        return;
+    int changed = zr_groups_leave (self->groups, group, client_id);
+    s_reply_ok (self, route);
+    if (changed == 1)
+        s_notify_members (group, zr_groups_version (self->groups, group),
+                          self);
+}
+
+static void
+s_cmd_lock (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char group [ZR_NAME_MAX + 2], client_id [ZR_NAME_MAX + 2];
+    int64_t queue, offset = -1;
+    uint64_t token;
+    if (s_need_name (self, route, h, "group", group))
+        return;
+    topic_t *topic = s_need_queue (self, route, h, &queue);
+    if (!topic
+    ||  s_need_name (self, route, h, "client_id", client_id)
+    ||  s_need_token (self, route, h, false, &token))
+        return;
+    int rc = zr_store_offset_get (self->store, group, topic->name,
+                                  (int) queue, &offset);
+    if (rc == -1) {
+        s_reply_error (self, route, ZR_STORE_ERROR, "cannot read offset");
+        return;
+    }
+    uint64_t granted = 0;
+    const char *owner = NULL;
+    int64_t left = 0;
+    rc = zr_groups_lock (self->groups, group, topic->name, (int) queue,
+                         client_id, token, zclock_mono (), self->lease_ms,
+                         &granted, &owner, &left);
+    if (rc == ZR_GROUPS_HELD) {
+        s_reply_begin (self, route, ZR_LEASE_HELD,
+                       "another member holds the queue's lease", 2);
+        zr_enc_kstr (self->enc, "owner", owner);
+        zr_enc_kint (self->enc, "expires_ms", left);
+        s_send_reply (self, route, NULL);
+        return;
+    }
+    if (rc != ZR_GROUPS_OK) {
+        s_reply_error (self, route, ZR_BUSY,
+                       "the broker holds %d leases, its limit; retry later",
+                       ZR_GROUPS_LEASES_MAX);
+        return;
+    }
+    s_reply_begin (self, route, ZR_OK, NULL, 3);
+    zr_enc_kint (self->enc, "token", (int64_t) granted);
+    zr_enc_kint (self->enc, "lease_ms", self->lease_ms);
+    zr_enc_kint (self->enc, "offset", offset);
+    s_send_reply (self, route, NULL);
+}
+
+static void
+s_cmd_unlock (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char group [ZR_NAME_MAX + 2], client_id [ZR_NAME_MAX + 2];
+    int64_t queue, offset;
+    uint64_t token;
+    if (s_need_name (self, route, h, "group", group))
+        return;
+    topic_t *topic = s_need_queue (self, route, h, &queue);
+    if (!topic
+    ||  s_need_name (self, route, h, "client_id", client_id)
+    ||  s_need_token (self, route, h, true, &token)
+    ||  s_need_int (self, route, h, "offset", &offset, false, -1, 0,
+                    INT64_MAX))
+        return;
+    int64_t now = zclock_mono ();
+    if (!zr_groups_check (self->groups, group, topic->name, (int) queue,
+                          token, now)) {
+        s_reply_error (self, route, ZR_LEASE_INVALID,
+                       "token is not the current lease of %s/%d for group "
+                       "'%s'; nothing committed", topic->name, (int) queue,
+                       group);
+        return;
+    }
+    queue_t *q = &topic->queue [queue];
+    if (offset > q->max) {
+        s_reply_begin (self, route, ZR_OFFSET_OUT_OF_RANGE,
+                       "offset is beyond the queue's max", 2);
+        zr_enc_kint (self->enc, "min", q->min);
+        zr_enc_kint (self->enc, "max", q->max);
+        s_send_reply (self, route, NULL);
+        return;
+    }
+    if (offset >= 0) {
+        zr_store_batch_offset (self->store, group, topic->name, (int) queue,
+                               offset);
+        char *err = NULL;
+        if (zr_store_commit (self->store, self->flush_sync, &err)) {
+            s_reply_error (self, route, ZR_STORE_ERROR,
+                           "cannot store offset (lease kept): %s",
+                           err ? err : "?");
+            zstr_free (&err);
+            return;
+        }
+        self->stats.commits++;
+    }
+    zr_groups_unlock (self->groups, group, topic->name, (int) queue, token,
+                      now);
+    s_reply_ok (self, route);
+}
+
+//  Reads the "stored" time of the record at (topic, queue, offset) from
+//  its meta map: ms since the epoch, or -1.
+static int64_t
+s_record_stored (const void *record, size_t size)
+{
+    const uint8_t *r = (const uint8_t *) record;
+    if (size < 4)
+        return -1;
+    size_t meta = ((size_t) r [0] << 24) | ((size_t) r [1] << 16)
+                | ((size_t) r [2] << 8) | r [3];
+    if (meta > size - 4)
+        return -1;
+    zr_hdr_t *hdr = zr_hdr_decode (r + 4, meta, NULL);
+    int64_t stored = -1;
+    if (!hdr || zr_field_int (zr_hdr_root (hdr), "stored", &stored))
+        stored = -1;
+    zr_hdr_destroy (&hdr);
+    return stored;
+}
+
+static int64_t
+s_stored_at (broker_t *self, const char *topic, int queue, int64_t offset)
+{
+    void *record = NULL;
+    size_t size = 0;
+    if (zr_store_get (self->store, topic, queue, offset, &record, &size))
+        return -1;
+    int64_t stored = s_record_stored (record, size);
+    free (record);
+    return stored;
+}
+
+typedef struct {
+    broker_t *self;
+    zhashx_t *topics;       //  set of topic names the members consume
+    int64_t now;
+} status_t;
+
+static void
+s_status_topics (const zr_groups_member_t *member, void *arg)
+{
+    status_t *st = (status_t *) arg;
+    for (size_t i = 0; i < member->topic_count; i++)
+        if (zhashx_lookup (st->self->topics, member->topics [i]))
+            zhashx_update (st->topics, member->topics [i], (void *) 1);
+}
+
+static void
+s_status_member (const zr_groups_member_t *member, void *arg)
+{
+    status_t *st = (status_t *) arg;
+    zr_enc_t *enc = st->self->enc;
+    zr_enc_map (enc, 4);
+    zr_enc_kstr (enc, "client_id", member->client_id);
+    zr_enc_str (enc, "topics");
+    zr_enc_array (enc, member->topic_count);
+    for (size_t i = 0; i < member->topic_count; i++)
+        zr_enc_str (enc, member->topics [i]);
+    zr_enc_kstr (enc, "mode", member->broadcast ? "broadcast"
+                                                : "clustering");
+    zr_enc_kint (enc, "age_ms", st->now - member->last_seen);
+}
+
+static void
+s_cmd_group_status (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char group [ZR_NAME_MAX + 2];
+    if (s_need_name (self, route, h, "group", group))
+        return;
+    status_t st = { self, zhashx_new (), zclock_mono () };
+    zr_groups_members (self->groups, group, s_status_topics, &st);
+    char *retry = zsys_sprintf ("%%RETRY%%%s", group);
+    if (strlen (retry) <= ZR_NAME_MAX && zhashx_lookup (self->topics, retry))
+        zhashx_update (st.topics, retry, (void *) 1);
+    zstr_free (&retry);
+    zlistx_t *names = zhashx_keys (st.topics);
+    zlistx_set_comparator (names, (zlistx_comparator_fn *) strcmp);
+    zlistx_sort (names);
+    size_t queues = 0;
+    const char *name = (const char *) zlistx_first (names);
+    while (name) {
+        queues += ((topic_t *) zhashx_lookup (self->topics, name))->queues;
+        name = (const char *) zlistx_next (names);
+    }
+    s_reply_begin (self, route, ZR_OK, NULL, 2);
+    zr_enc_str (self->enc, "members");
+    zr_enc_array (self->enc, zr_groups_members (self->groups, group, NULL,
+                                                NULL));
+    zr_groups_members (self->groups, group, s_status_member, &st);
+    zr_enc_str (self->enc, "queues");
+    zr_enc_array (self->enc, queues);
+    int64_t wall = zclock_time ();
+    name = (const char *) zlistx_first (names);
+    while (name) {
+        topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
+        for (int q = 0; q < topic->queues; q++) {
+            queue_t *queue = &topic->queue [q];
+            int64_t committed = -1;
+            if (zr_store_offset_get (self->store, group, name, q,
+                                     &committed) != 0)
+                committed = -1;
+            int64_t pos = committed >= queue->min ? committed : queue->min;
+            int64_t lag = queue->max - (committed >= 0 ? committed
+                                                       : queue->min);
+            int64_t age = 0;
+            if (pos < queue->max) {
+                int64_t stored = s_stored_at (self, name, q, pos);
+                //  At least 1 when a message waits: 0 means none does.
+                if (stored >= 0)
+                    age = wall - stored > 1 ? wall - stored : 1;
+            }
+            const char *owner = zr_groups_owner (self->groups, group, name,
+                                                 q, st.now, NULL);
+            zr_enc_map (self->enc, 7);
+            zr_enc_kstr (self->enc, "topic", name);
+            zr_enc_kint (self->enc, "queue", q);
+            zr_enc_str (self->enc, "owner");
+            if (owner)
+                zr_enc_str (self->enc, owner);
+            else
+                zr_enc_nil (self->enc);
+            zr_enc_kint (self->enc, "committed", committed);
+            zr_enc_kint (self->enc, "max", queue->max);
+            zr_enc_kint (self->enc, "lag", lag > 0 ? lag : 0);
+            zr_enc_kint (self->enc, "oldest_age_ms", age);
+        }
+        name = (const char *) zlistx_next (names);
+    }
+    zlistx_destroy (&names);
+    zhashx_destroy (&st.topics);
+    s_send_reply (self, route, NULL);
+}
+
+//  Finds the first record stored at or after a time.
+typedef struct {
+    int64_t time;
+    int64_t found;          //  its offset, or -1
+    int64_t last;           //  last offset visited
+} scan_t;
+
+static void
+s_scan_time (int64_t offset, const void *record, size_t size, void *arg)
+{
+    scan_t *scan = (scan_t *) arg;
+    scan->last = offset;
+    if (scan->found < 0 && s_record_stored (record, size) >= scan->time)
+        scan->found = offset;
+}
+
+static void
+s_cmd_reset_offset (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char group [ZR_NAME_MAX + 2], name [ZR_NAME_MAX + 2], to [16] = "";
+    int64_t time = -1;
+    if (s_need_name (self, route, h, "group", group)
+    ||  s_need_name (self, route, h, "topic", name))
+        return;
+    const zr_obj_t *field = zr_obj_get (h, "to");
+    if (!field) {
+        s_reply_error (self, route, ZR_MALFORMED, "missing field 'to'");
+        return;
+    }
+    if (zr_obj_int (field, &time) == ZR_FIELD_OK) {
+        if (time < 0) {
+            s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                           "field 'to' must be first, last or a time in ms "
+                           "since the epoch (>= 0)");
+            return;
+        }
+    }
+    else
+    if (zr_field_strbuf (h, "to", to, sizeof to) != ZR_FIELD_OK) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "field 'to' must be \"first\", \"last\" or an int");
+        return;
+    }
+    else
+    if (strneq (to, "first") && strneq (to, "last")) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "field 'to' is '%s', must be first, last or a time",
+                       to);
+        return;
+    }
+    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
+    if (!topic) {
+        s_reply_error (self, route, ZR_TOPIC_NOT_FOUND,
+                       "topic '%s' does not exist", name);
+        return;
+    }
+    for (int q = 0; q < topic->queues; q++) {
+        queue_t *queue = &topic->queue [q];
+        int64_t offset = queue->max;
+        if (streq (to, "first"))
+            offset = queue->min;
+        else
+        if (time >= 0) {
+            //  Bounded by the queue's size: records are in offset order.
+            scan_t scan = { time, -1, queue->min - 1 };
+            while (scan.found < 0 && scan.last + 1 < queue->max) {
+                int64_t from = scan.last + 1;
+                int rc = zr_store_read (self->store, name, q, from, 256,
+                                        SIZE_MAX, s_scan_time, &scan);
+                if (rc <= 0 || scan.last < from)
+                    break;
+            }
+            if (scan.found >= 0)
+                offset = scan.found;
+        }
+        zr_store_batch_offset (self->store, group, name, q, offset);
+    }
+    char *err = NULL;
+    if (zr_store_commit (self->store, self->flush_sync, &err)) {
+        s_reply_error (self, route, ZR_STORE_ERROR,
+                       "cannot store offsets (none changed): %s",
+                       err ? err : "?");
+        zstr_free (&err);
+        return;
+    }
+    self->stats.commits++;
+    s_reply_begin (self, route, ZR_OK, NULL, 1);
+    zr_enc_kint (self->enc, "queues", topic->queues);
+    s_send_reply (self, route, NULL);
+    uint64_t version = zr_groups_touch (self->groups, group);
+    if (version)
+        s_notify_members (group, version, self);
 }
 
 //  --------------------------------------------------------------------
@@ -1682,6 +2234,24 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
     else
     if (streq (cmd, "GET_MSG"))
         s_cmd_get_msg (self, &route, h);
+    else
+    if (streq (cmd, "HEARTBEAT"))
+        s_cmd_heartbeat (self, &route, h);
+    else
+    if (streq (cmd, "LEAVE"))
+        s_cmd_leave (self, &route, h);
+    else
+    if (streq (cmd, "LOCK"))
+        s_cmd_lock (self, &route, h);
+    else
+    if (streq (cmd, "UNLOCK"))
+        s_cmd_unlock (self, &route, h);
+    else
+    if (streq (cmd, "GROUP_STATUS"))
+        s_cmd_group_status (self, &route, h);
+    else
+    if (streq (cmd, "RESET_OFFSET"))
+        s_cmd_reset_offset (self, &route, h);
     else
         s_reply_error (self, &route, ZR_UNKNOWN_COMMAND,
                        "unknown command '%s'", cmd);
@@ -1866,6 +2436,22 @@ s_configure (broker_t *self, char **err)
         return -1;
     self->heartbeat_ms = (int) heartbeat;
     self->beacon_port = (int) beacon_port;
+    int64_t member_hb, member_expiry, lease;
+    if (s_setting_int (self, "member-heartbeat-ms", 10, 3600000, &member_hb,
+                       err)
+    ||  s_setting_int (self, "member-expiry-ms", 20, 36000000,
+                       &member_expiry, err)
+    ||  s_setting_int (self, "lease-ms", 10, 3600000, &lease, err))
+        return -1;
+    if (member_expiry <= member_hb) {
+        *err = zsys_sprintf ("setting member-expiry-ms: %" PRId64 " must be "
+                             "more than member-heartbeat-ms (%" PRId64 ")",
+                             member_expiry, member_hb);
+        return -1;
+    }
+    self->member_heartbeat_ms = (int) member_hb;
+    self->member_expiry_ms = (int) member_expiry;
+    self->lease_ms = (int) lease;
     const char *ns = zr_setting_get (self->cfg, "broker",
                                      zr_broker_settings, "nameserver");
     const char *cluster = zr_setting_get (self->cfg, "broker",
@@ -2057,6 +2643,7 @@ zr_broker_actor (zsock_t *pipe, void *args)
     self->scratch = zchunk_new (NULL, 64 * 1024);
     self->bodies = zlistx_new ();
     zlistx_set_destructor (self->bodies, s_frame_free);
+    self->groups = zr_groups_new ();
     for (int i = 0; i < 8; i++)
         self->id_prefix [i] = (uint8_t) randof (256);
     zsock_signal (pipe, 0);
@@ -2077,6 +2664,12 @@ zr_broker_actor (zsock_t *pipe, void *args)
             if (left < timeout)
                 timeout = left < 0 ? 0 : (long) left;
         }
+        if (self->started) {        //  group member expiry pass
+            int64_t left = self->groups_checked + s_groups_period (self)
+                         - zclock_mono ();
+            if (left < timeout)
+                timeout = left < 0 ? 0 : (long) left;
+        }
         int n = zmq_poll (items, !self->started ? 1 : self->nslink ? 3 : 2,
                           timeout);
         if (n == -1)
@@ -2094,6 +2687,9 @@ zr_broker_actor (zsock_t *pipe, void *args)
                 s_serve_waiters (self, true);
             if (zclock_mono () - self->disk_checked >= DISK_CHECK_MS)
                 s_check_disk (self);
+            if (zclock_mono () - self->groups_checked
+                >= s_groups_period (self))
+                s_groups_tick (self);
         }
     }
     //  Answer what we have, refuse what is queued, close the store.
@@ -2126,6 +2722,7 @@ zr_broker_actor (zsock_t *pipe, void *args)
     zlistx_destroy (&self->parked);
     zsock_destroy (&self->router);
     zr_store_destroy (&self->store);
+    zr_groups_destroy (&self->groups);
     zhashx_destroy (&self->topics);
     zhashx_destroy (&self->clients);
     zlistx_destroy (&self->endpoints);
