@@ -189,7 +189,8 @@ s_check_group (const char *cmd, zr_cli_args_t *args, int min_pos)
 //  group
 
 static const zr_cli_opt_t s_group_opts [] = {
-    { "topic", "TOPIC", "reset: the topic whose offsets to set" },
+    { "topic", "TOPIC", "status: only this topic's queues (also when no "
+                        "member consumes it now); reset: the topic" },
     { "to", "WHERE", "reset: first | last | TIME (ms since the epoch, or "
                      "2026-11-22T10:00:00, Z for UTC)" },
     ZR_CLI_CLIENT_OPTS,
@@ -200,7 +201,7 @@ static void
 s_group_usage (FILE *stream)
 {
     zr_cli_usage (stream,
-        "zrocket group status GROUP\n"
+        "zrocket group status GROUP [--topic TOPIC]\n"
         "       zrocket group reset GROUP --topic TOPIC --to first|last|TIME",
         "status prints a consumer group's members, then its queues, as two\n"
         "tab-separated tables, each after a header line:\n"
@@ -217,7 +218,10 @@ s_group_usage (FILE *stream)
         "  of them (0 when none).\n"
         "BROKER is the broker group that answered: through a nameserver,\n"
         "every master it knows is asked and the answers are merged. An\n"
-        "unknown group prints the two header lines only.\n"
+        "unknown group prints the two header lines only. The broker lists\n"
+        "the topics of live members; --topic TOPIC shows only TOPIC's\n"
+        "queues, also when no member consumes it now (read from the\n"
+        "queues' bounds and the group's committed offsets).\n"
         "reset sets the group's offset of every queue of TOPIC, on every\n"
         "broker group serving it, to the first message, past the last, or\n"
         "to the first message stored at or after TIME; members are told.\n"
@@ -226,10 +230,13 @@ s_group_usage (FILE *stream)
         ZR_CLI_FABRIC_HELP, s_group_opts);
 }
 
-//  Prints the members or the queues of one GROUP_STATUS reply.
-static void
-s_status_print (const char *broker, zr_reply_t *reply, bool members)
+//  Prints the members or the queues of one GROUP_STATUS reply (only
+//  those of topic when not NULL). Returns the number of lines printed.
+static size_t
+s_status_print (const char *broker, zr_reply_t *reply, bool members,
+                const char *only)
 {
+    size_t lines = 0;
     const zr_obj_t *hdr = zr_reply_header (reply);
     if (members) {
         const zr_obj_t *list = zr_obj_get (hdr, "members");
@@ -253,13 +260,18 @@ s_status_print (const char *broker, zr_reply_t *reply, bool members)
             printf ("\t%s\t%" PRId64 "\n", mode ? mode : "clustering", age);
             zstr_free (&id);
             zstr_free (&mode);
+            lines++;
         }
-        return;
+        return lines;
     }
     const zr_obj_t *list = zr_obj_get (hdr, "queues");
     for (size_t i = 0; i < zr_obj_size (list); i++) {
         const zr_obj_t *q = zr_obj_at (list, i);
         char *topic = zr_field_strdup (q, "topic");
+        if (only && (!topic || !streq (topic, only))) {
+            zstr_free (&topic);
+            continue;
+        }
         char *owner = zr_field_strdup (q, "owner");
         int64_t queue = -1, committed = -1, max = 0, lag = 0, oldest = 0;
         zr_field_int (q, "queue", &queue);
@@ -272,13 +284,70 @@ s_status_print (const char *broker, zr_reply_t *reply, bool members)
                 owner && *owner ? owner : "-", committed, max, lag, oldest);
         zstr_free (&topic);
         zstr_free (&owner);
+        lines++;
     }
+    return lines;
+}
+
+//  Prints the queue lines of topic for a group that no member of which
+//  consumes it now (GROUP_STATUS lists only the topics of live members):
+//  offsets from the broker's queue bounds and the group's committed
+//  offsets. Returns 0, or -1 after printing why.
+static int
+s_status_offline (const char *broker, const char *endpoint,
+                  const char *group, const char *topic, int timeout_ms)
+{
+    zr_consumer_t *consumer = zr_consumer_new (endpoint);
+    if (!consumer) {
+        fprintf (stderr, "zrocket: cannot connect to '%s'\n", endpoint);
+        return -1;
+    }
+    zr_consumer_set_timeout (consumer, timeout_ms);
+    int rc = 0;
+    int queues = zr_consumer_queues (consumer, topic);
+    if (queues < 0) {
+        fprintf (stderr, "zrocket group status: %s: no topic '%s' (or no "
+                 "answer within %d ms)\n", endpoint, topic, timeout_ms);
+        rc = -1;
+    }
+    int64_t wall = zclock_time ();
+    for (int q = 0; q < queues && rc == 0; q++) {
+        int64_t min = 0, max = 0, committed = -1;
+        if (zr_consumer_queue_offsets (consumer, topic, q, &min, &max)
+        ||  zr_consumer_committed (consumer, group, topic, q, &committed)) {
+            fprintf (stderr, "zrocket group status: %s: no answer about "
+                     "%s queue %d within %d ms\n", endpoint, topic, q,
+                     timeout_ms);
+            rc = -1;
+            break;
+        }
+        int64_t pos = committed >= min ? committed : min;
+        int64_t lag = max - (committed >= 0 ? committed : min);
+        int64_t age = 0;
+        if (pos < max) {
+            zr_pull_t *pull = zr_consumer_pull (consumer, topic, q, pos, 1,
+                                                0);
+            if (pull && zr_pull_status (pull) == ZR_OK
+            &&  zr_pull_count (pull) > 0) {
+                int64_t stored = zr_message_stored (zr_pull_message (pull,
+                                                                     0));
+                age = wall - stored > 1 ? wall - stored : 1;
+            }
+            zr_pull_destroy (&pull);
+        }
+        printf ("%s\t%s\t%d\t-\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%"
+                PRId64 "\n", broker, topic, q, committed, max,
+                lag > 0 ? lag : 0, age);
+    }
+    zr_consumer_destroy (&consumer);
+    return rc;
 }
 
 static int
-s_group_status (zr_cli_fabric_t *fabric, const char *group)
+s_group_status (zr_cli_fabric_t *fabric, const char *group,
+                const char *topic)
 {
-    zlistx_t *targets = s_targets (fabric, "group status", NULL);
+    zlistx_t *targets = s_targets (fabric, "group status", topic);
     if (!targets)
         return 1;
     int rc = 0;
@@ -287,6 +356,7 @@ s_group_status (zr_cli_fabric_t *fabric, const char *group)
     zlistx_set_destructor (replies, (zlistx_destructor_fn *)
                            zr_reply_destroy);
     zlistx_t *names = zlistx_new ();
+    zlistx_t *endpoints = zlistx_new ();
     for (s_target_t *t = (s_target_t *) zlistx_first (targets); t;
          t = (s_target_t *) zlistx_next (targets)) {
         zr_client_t *client = zr_client_new (t->endpoint);
@@ -303,6 +373,7 @@ s_group_status (zr_cli_fabric_t *fabric, const char *group)
         if (reply) {
             zlistx_add_end (replies, reply);
             zlistx_add_end (names, t->group);
+            zlistx_add_end (endpoints, t->endpoint);
         }
         else
             rc = 1;
@@ -311,17 +382,22 @@ s_group_status (zr_cli_fabric_t *fabric, const char *group)
     const char *name = (const char *) zlistx_first (names);
     for (zr_reply_t *r = (zr_reply_t *) zlistx_first (replies); r;
          r = (zr_reply_t *) zlistx_next (replies)) {
-        s_status_print (name, r, true);
+        s_status_print (name, r, true, NULL);
         name = (const char *) zlistx_next (names);
     }
     printf ("\nBROKER\tTOPIC\tQUEUE\tOWNER\tCOMMITTED\tMAX\tLAG\t"
             "OLDEST_AGE_MS\n");
     name = (const char *) zlistx_first (names);
+    const char *ep = (const char *) zlistx_first (endpoints);
     for (zr_reply_t *r = (zr_reply_t *) zlistx_first (replies); r;
          r = (zr_reply_t *) zlistx_next (replies)) {
-        s_status_print (name, r, false);
+        if (s_status_print (name, r, false, topic) == 0 && topic
+        &&  s_status_offline (name, ep, group, topic, fabric->timeout_ms))
+            rc = 1;
         name = (const char *) zlistx_next (names);
+        ep = (const char *) zlistx_next (endpoints);
     }
+    zlistx_destroy (&endpoints);
     zlistx_destroy (&names);
     zlistx_destroy (&replies);
     zlistx_destroy (&targets);
@@ -399,15 +475,19 @@ zr_cli_group (int argc, char **argv)
     const char *topic = zr_cli_get (&args, "topic");
     const char *to = zr_cli_get (&args, "to");
     int64_t to_ms = -1;
-    if (streq (sub, "status") && (topic || to)) {
-        fprintf (stderr, "zrocket group status: --%s applies to reset "
-                 "only\n", topic ? "topic" : "to");
+    if (streq (sub, "status") && to) {
+        fprintf (stderr, "zrocket group status: --to applies to reset "
+                 "only\n");
+        goto done;
+    }
+    if (topic && !zr_name_valid (topic, strlen (topic))) {
+        fprintf (stderr, "zrocket group %s: --topic: '%s' is not a topic "
+                 "name\n", sub, topic);
         goto done;
     }
     if (streq (sub, "reset")) {
-        if (!topic || !zr_name_valid (topic, strlen (topic))) {
-            fprintf (stderr, "zrocket group reset: %s\n", topic
-                     ? "--topic: not a topic name" : "--topic is required");
+        if (!topic) {
+            fprintf (stderr, "zrocket group reset: --topic is required\n");
             goto done;
         }
         if (!to) {
@@ -427,7 +507,7 @@ zr_cli_group (int argc, char **argv)
     if (rc)
         goto done;
     if (streq (sub, "status"))
-        rc = s_group_status (&fabric, group);
+        rc = s_group_status (&fabric, group, topic);
     else
         rc = s_group_reset (&fabric, group, topic, to, to_ms);
 done:
