@@ -38,6 +38,7 @@ struct _zr_reply_t {
     char *reason;               //  NULL when none
     zframe_t **bodies;
     size_t nbodies;
+    bool is_request;            //  a broker-initiated request
 };
 
 zr_client_t *
@@ -179,7 +180,7 @@ s_drain (zr_client_t *self)
 //  frames that follow it. Returns NULL (after reading the whole message)
 //  when the frame is not a reply we can read.
 static zr_reply_t *
-s_reply_new (zr_client_t *self, zmq_msg_t *frame)
+s_reply_new (zr_client_t *self, zmq_msg_t *frame, bool requests)
 {
     zr_reply_t *reply = (zr_reply_t *) zmalloc (sizeof (zr_reply_t));
     assert (reply);
@@ -199,6 +200,20 @@ s_reply_new (zr_client_t *self, zmq_msg_t *frame)
         zsys_warning ("client: %s: undecodable reply header: %s",
                       self->endpoint, err ? err : "not a map");
         goto skip;
+    }
+    if (requests
+        && zr_field_str (reply->root, "type", &type, &type_len)
+               == ZR_FIELD_OK
+        && type_len == 7 && memcmp (type, "request", 7) == 0) {
+        //  Broker-initiated request: no status; rid when readable.
+        reply->is_request = true;
+        if (zr_field_int (reply->root, "rid", &rid) == ZR_FIELD_OK
+            && rid >= 0)
+            reply->rid = (uint64_t) rid;
+        reply->status = ZR_OK;
+        if (more)
+            s_drain (self);
+        return reply;
     }
     if (zr_field_str (reply->root, "type", &type, &type_len) != ZR_FIELD_OK
         || type_len != 5 || memcmp (type, "reply", 5) != 0)
@@ -245,10 +260,9 @@ skip:
     return NULL;
 }
 
-zr_reply_t *
-zr_client_recv (zr_client_t *self, int timeout_ms)
+static zr_reply_t *
+s_recv (zr_client_t *self, int timeout_ms, bool requests)
 {
-    assert (self);
     int64_t deadline = timeout_ms >= 0 ? zclock_mono () + timeout_ms : -1;
     while (true) {
         zmq_msg_t frame;
@@ -268,10 +282,31 @@ zr_client_recv (zr_client_t *self, int timeout_ms)
                 return NULL;    //  timeout, or interrupted
             continue;
         }
-        zr_reply_t *reply = s_reply_new (self, &frame);
+        zr_reply_t *reply = s_reply_new (self, &frame, requests);
         if (reply)
             return reply;
     }
+}
+
+zr_reply_t *
+zr_client_recv (zr_client_t *self, int timeout_ms)
+{
+    assert (self);
+    return s_recv (self, timeout_ms, false);
+}
+
+zr_reply_t *
+zr_client_recv_any (zr_client_t *self, int timeout_ms)
+{
+    assert (self);
+    return s_recv (self, timeout_ms, true);
+}
+
+bool
+zr_reply_is_request (zr_reply_t *self)
+{
+    assert (self);
+    return self->is_request;
 }
 
 zr_reply_t *

@@ -53,6 +53,13 @@ int zr_client_send (zr_client_t *self, const void *const *data,
 //  not "reply" and undecodable frames are skipped.
 zr_reply_t *zr_client_recv (zr_client_t *self, int timeout_ms);
 
+//  Like zr_client_recv, but also returns broker-initiated requests
+//  (type "request", e.g. MEMBERS_CHANGED; their body frames are dropped):
+//  zr_reply_is_request tells them apart, zr_reply_header has their
+//  fields, and their status reads ZR_OK.
+zr_reply_t *zr_client_recv_any (zr_client_t *self, int timeout_ms);
+bool zr_reply_is_request (zr_reply_t *self);
+
 //  Sends the begun request (with one optional body) and waits for the
 //  reply with its rid, discarding replies to older requests. Returns NULL
 //  on timeout.

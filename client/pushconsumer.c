@@ -1,0 +1,1931 @@
+/*  client/pushconsumer.c - zr_push_consumer_t: a member of a consumer
+    group (docs/protocol.md section 11) that pulls its queues and calls the
+    application's handler from a pool of threads.
+
+    The application thread only holds settings and the actor. The actor
+    thread does all socket work, over one DEALER (zr_client_t) per broker
+    group master, with every request asynchronous (matched by rid):
+
+      HEARTBEAT   every heartbeat_ms the broker advertises, and at once on
+                  MEMBERS_CHANGED; a new member list means rebalance
+      TOPIC_INFO  queue counts of each subscribed topic and of %RETRY%G
+                  on each broker (TOPIC_NOT_FOUND: no queues yet; asked
+                  again every second until it exists)
+      LOCK        takes a newly allocated queue (retried while another
+                  member holds it), renews at lease_ms / 3
+      PULL        long polls (group + token) while the queue's buffer is
+                  under its limit
+      COMMIT_OFFSET  the lowest offset not yet finished, every second
+      SEND_BACK   a message whose handler asked for a retry
+      UNLOCK      a queue no longer allocated, once its handlers are done,
+                  with its offset; LEAVE on stop
+
+    Queue states: IDLE (not ours) -> WANT (allocated, LOCK pending or to
+    be retried) -> HELD (pulling, dispatching) -> DRAIN (no longer
+    allocated: buffered messages dropped, waiting for running handlers,
+    lease still renewed) -> UNLOCKING -> IDLE. A lease that passes lease_ms
+    after its last successful LOCK was sent (monotonic clock), or that the
+    broker calls invalid, is lost: buffered messages are dropped, and the
+    queue is taken again only once its handlers are done. Messages are
+    handed to a handler only while now < lease sent + 9/10 lease_ms, and a
+    handler thread skips a job whose lease deadline has passed.
+
+    Broadcast mode: no leases and no retry topic: every queue of every
+    subscribed topic is pulled; offsets live in OFFSET_DIR/GROUP.offsets
+    (written through a temp file and rename every second and on stop). A
+    failed message is retried in place max_retries times, then skipped
+    with a warning (a retry topic would be consumed by every member).
+
+    Handler threads take jobs from a mutex-protected list (so an idle
+    thread takes the next job) and send each finished job back to the
+    actor over their own PUSH socket.
+
+    Pipe commands (application -> actor):
+      START  -> "OK" | "ERROR" reason
+      OWNED  -> "OK" list
+      STOP   -> "OK" (handlers done, offsets committed, leases released,
+                group left; bounded by ZR_PUSH_STOP_MS)
+      $TERM
+*/
+#include <pthread.h>
+#include <unistd.h>
+#include "client/client.h"
+#include "client/allocate.h"
+
+#define ZR_PUSH_TICK_MS 20
+#define ZR_PUSH_PULL_WAIT 1000
+#define ZR_PUSH_REQ_TIMEOUT 2000
+#define ZR_PUSH_COMMIT_MS 1000
+#define ZR_PUSH_STOP_MS 15000
+#define ZR_PUSH_LEASE_DEFAULT 3000
+#define ZR_PUSH_HEARTBEAT_DEFAULT 1000
+#define ZR_PUSH_PULL_BATCH 32
+#define ZR_PUSH_SENDBACK_TRIES 5
+
+//  --------------------------------------------------------------------
+//  Settings, shared by the front end and (copied into) the actor
+
+typedef struct {
+    char *fabric;
+    char *group;
+    char *client_id;
+    bool broadcast;
+    char *strategy;
+    int threads;
+    bool orderly;
+    char *from;                 //  "first", "last" or ms as text
+    int buffer;
+    char *offset_dir;
+    int max_retries;
+    zlist_t *topics;            //  char *, owned
+    zr_consume_fn *handler;
+    void *arg;
+} settings_t;
+
+struct _zr_push_consumer_t {
+    settings_t s;
+    zactor_t *actor;
+};
+
+//  --------------------------------------------------------------------
+//  Actor state
+
+typedef enum { E_BUFFERED, E_INFLIGHT, E_SENDBACK, E_SENDBACK_RETRY, E_DONE }
+    estate_t;
+
+typedef struct {
+    int64_t offset;
+    zr_message_t *msg;
+    estate_t state;
+    int attempts;               //  in-place retries so far
+    int sendback_fails;
+    bool dlq;                   //  send back straight to the DLQ
+} entry_t;
+
+typedef enum { Q_IDLE, Q_WANT, Q_HELD, Q_DRAIN, Q_UNLOCKING } qstate_t;
+
+typedef struct _broker_t broker_t;
+
+typedef struct {
+    broker_t *broker;
+    char *topic;
+    int queue;
+    char *key;                  //  "topic:queue@broker"
+    bool retry_topic;
+    qstate_t state;
+    bool wanted;
+    int64_t token;
+    int64_t lease_sent;         //  mono ms: send time of last good LOCK
+    int64_t lease_ms;
+    int64_t renew_at;
+    int64_t lock_retry_at;
+    bool lock_pending;
+    bool pull_pending;
+    int64_t pull_retry_at;
+    bool bounds_pending;
+    int64_t next_pull;          //  -1: not known yet
+    int64_t skip_before;        //  start by time: skip stored < this
+    unsigned epoch;             //  changes whenever buffered data is void
+    zlistx_t *entries;          //  entry_t *, offset order
+    size_t busy;                //  INFLIGHT + SENDBACK*
+    size_t buffered;            //  BUFFERED
+    int64_t committed;          //  last offset the broker (or file) has
+    bool commit_pending;
+} pqueue_t;
+
+typedef struct {
+    char *name;
+    int queues;                 //  -1 unknown, 0 not there
+    bool info_pending;
+    int64_t info_at;
+} btopic_t;
+
+struct _broker_t {
+    char *name;
+    char *endpoint;
+    zr_client_t *client;
+    zhashx_t *pending;          //  rid text -> pending_t *
+    zlistx_t *topics;           //  btopic_t *
+    zlistx_t *queues;           //  pqueue_t *
+    zlist_t *members;           //  char *, sorted
+    int64_t version;
+    int heartbeat_ms;
+    int64_t heartbeat_at;
+    bool heartbeat_pending;
+    bool left;
+    bool leave_pending;
+    bool warned;
+};
+
+typedef enum {
+    P_HEARTBEAT, P_TOPIC_INFO, P_LOCK, P_UNLOCK, P_PULL, P_COMMIT,
+    P_SENDBACK, P_BOUNDS, P_LEAVE
+} pkind_t;
+
+typedef struct {
+    pkind_t kind;
+    pqueue_t *q;
+    btopic_t *t;
+    entry_t *e;
+    unsigned epoch;
+    int64_t sent;
+    int64_t deadline;
+    int64_t value;              //  LOCK: token renewed; COMMIT: offset
+} pending_t;
+
+typedef struct {
+    entry_t *e;
+    pqueue_t *q;
+    zr_message_t *msg;
+    unsigned epoch;
+    int64_t deadline;           //  mono ms; 0: none
+    zr_consume_fn *handler;
+    void *arg;
+    int result;
+    bool skipped;
+} job_t;
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    zlist_t *jobs;              //  job_t *
+    bool stop;
+    char endpoint [64];         //  actor's PULL for finished jobs
+} pool_t;
+
+typedef struct {
+    zsock_t *pipe;
+    zsock_t *done;              //  PULL: finished jobs
+    settings_t s;
+    char *retry_topic;
+    zlistx_t *brokers;          //  broker_t *
+    pool_t pool;
+    pthread_t *threads;
+    int nthreads;
+    size_t inflight;            //  jobs given to the pool
+    bool started;
+    bool stopping;
+    bool leaving;
+    int64_t stop_deadline;
+    bool terminated;
+    int64_t commit_at;
+    zhashx_t *file_offsets;     //  broadcast: key -> int64_t *
+    bool file_dirty;
+    char *file_path;
+} self_t;
+
+//  --------------------------------------------------------------------
+//  Settings helpers
+
+static void
+s_settings_free (settings_t *s)
+{
+    zstr_free (&s->fabric);
+    zstr_free (&s->group);
+    zstr_free (&s->client_id);
+    zstr_free (&s->strategy);
+    zstr_free (&s->from);
+    zstr_free (&s->offset_dir);
+    zlist_destroy (&s->topics);
+}
+
+static char *
+s_dup (const char *s)
+{
+    return s ? strdup (s) : NULL;
+}
+
+static void
+s_settings_copy (settings_t *to, const settings_t *from)
+{
+    *to = *from;
+    to->fabric = s_dup (from->fabric);
+    to->group = s_dup (from->group);
+    to->client_id = s_dup (from->client_id);
+    to->strategy = s_dup (from->strategy);
+    to->from = s_dup (from->from);
+    to->offset_dir = s_dup (from->offset_dir);
+    to->topics = zlist_new ();
+    zlist_autofree (to->topics);
+    for (char *t = (char *) zlist_first (from->topics); t;
+         t = (char *) zlist_next (from->topics))
+        zlist_append (to->topics, t);
+}
+
+//  --------------------------------------------------------------------
+//  Handler threads
+
+static void *
+s_worker (void *arg)
+{
+    pool_t *pool = (pool_t *) arg;
+    zsock_t *push = zsock_new_push (pool->endpoint);
+    if (!push) {
+        zsys_error ("pushconsumer: worker cannot connect %s", pool->endpoint);
+        return NULL;
+    }
+    while (true) {
+        pthread_mutex_lock (&pool->lock);
+        while (!pool->stop && zlist_size (pool->jobs) == 0)
+            pthread_cond_wait (&pool->cond, &pool->lock);
+        job_t *job = pool->stop ? NULL : (job_t *) zlist_pop (pool->jobs);
+        pthread_mutex_unlock (&pool->lock);
+        if (!job)
+            break;
+        if (job->deadline && zclock_mono () >= job->deadline)
+            job->skipped = true;
+        else
+            job->result = (int) job->handler (job->msg, job->arg);
+        zsock_send (push, "p", job);
+    }
+    zsock_destroy (&push);
+    return NULL;
+}
+
+//  --------------------------------------------------------------------
+//  Entries and queues
+
+static void
+s_entry_destroy (entry_t **e_p)
+{
+    entry_t *e = *e_p;
+    if (!e)
+        return;
+    zr_message_destroy (&e->msg);
+    free (e);
+    *e_p = NULL;
+}
+
+static bool
+s_busy_state (estate_t s)
+{
+    return s == E_INFLIGHT || s == E_SENDBACK || s == E_SENDBACK_RETRY;
+}
+
+static void
+s_entry_set (self_t *self, pqueue_t *q, entry_t *e, estate_t state)
+{
+    if (s_busy_state (e->state))
+        q->busy--;
+    if (e->state == E_BUFFERED)
+        q->buffered--;
+    if (e->state == E_INFLIGHT)
+        self->inflight--;
+    e->state = state;
+    if (s_busy_state (state))
+        q->busy++;
+    if (state == E_BUFFERED)
+        q->buffered++;
+    if (state == E_INFLIGHT)
+        self->inflight++;
+}
+
+//  Frees finished entries at the head: the head is then the lowest
+//  offset not finished.
+static void
+s_pop_done (pqueue_t *q)
+{
+    entry_t *e;
+    while ((e = (entry_t *) zlistx_first (q->entries)) && e->state == E_DONE) {
+        zlistx_detach_cur (q->entries);
+        s_entry_destroy (&e);
+    }
+}
+
+//  Removes one entry that is not busy (BUFFERED or DONE).
+static void
+s_entry_remove (self_t *self, pqueue_t *q, entry_t *e)
+{
+    void *handle = zlistx_find (q->entries, e);
+    s_entry_set (self, q, e, E_DONE);
+    if (handle)
+        zlistx_detach (q->entries, handle);
+    s_entry_destroy (&e);
+}
+
+//  Drops the messages not handed to a handler yet; the next pull starts
+//  at the lowest of them.
+static void
+s_drop_buffered (self_t *self, pqueue_t *q)
+{
+    entry_t *e = (entry_t *) zlistx_first (q->entries);
+    while (e) {
+        entry_t *next = (entry_t *) zlistx_next (q->entries);
+        if (e->state == E_BUFFERED) {
+            if (q->next_pull < 0 || e->offset < q->next_pull)
+                q->next_pull = e->offset;
+            s_entry_remove (self, q, e);
+        }
+        e = next;
+    }
+    s_pop_done (q);
+    q->epoch++;
+}
+
+//  The offset to commit: lowest not finished, or -1 when unknown.
+static int64_t
+s_committable (pqueue_t *q)
+{
+    entry_t *e = (entry_t *) zlistx_first (q->entries);
+    if (e)
+        return e->offset;
+    return q->next_pull;
+}
+
+static void
+s_queue_destroy (pqueue_t **q_p)
+{
+    pqueue_t *q = *q_p;
+    if (!q)
+        return;
+    entry_t *e = (entry_t *) zlistx_first (q->entries);
+    while (e) {
+        s_entry_destroy (&e);
+        e = (entry_t *) zlistx_next (q->entries);
+    }
+    zlistx_destroy (&q->entries);
+    free (q->topic);
+    free (q->key);
+    free (q);
+    *q_p = NULL;
+}
+
+static void
+s_broker_destroy (broker_t **b_p)
+{
+    broker_t *b = *b_p;
+    if (!b)
+        return;
+    zr_client_destroy (&b->client);
+    zhashx_destroy (&b->pending);
+    btopic_t *t = (btopic_t *) zlistx_first (b->topics);
+    while (t) {
+        free (t->name);
+        free (t);
+        t = (btopic_t *) zlistx_next (b->topics);
+    }
+    zlistx_destroy (&b->topics);
+    pqueue_t *q = (pqueue_t *) zlistx_first (b->queues);
+    while (q) {
+        s_queue_destroy (&q);
+        q = (pqueue_t *) zlistx_next (b->queues);
+    }
+    zlistx_destroy (&b->queues);
+    zlist_destroy (&b->members);
+    free (b->name);
+    free (b->endpoint);
+    free (b);
+    *b_p = NULL;
+}
+
+static void
+s_pending_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static broker_t *
+s_broker_new (self_t *self, const char *name, const char *endpoint)
+{
+    zr_client_t *client = zr_client_new (endpoint);
+    if (!client)
+        return NULL;
+    zr_client_set_sndtimeo (client, 0);
+    broker_t *b = (broker_t *) zmalloc (sizeof (broker_t));
+    assert (b);
+    b->name = strdup (name);
+    b->endpoint = strdup (endpoint);
+    b->client = client;
+    b->pending = zhashx_new ();
+    zhashx_set_destructor (b->pending, s_pending_free);
+    b->topics = zlistx_new ();
+    b->queues = zlistx_new ();
+    b->members = zlist_new ();
+    zlist_autofree (b->members);
+    b->version = -1;
+    b->heartbeat_ms = ZR_PUSH_HEARTBEAT_DEFAULT;
+    for (char *t = (char *) zlist_first (self->s.topics); t;
+         t = (char *) zlist_next (self->s.topics)) {
+        btopic_t *bt = (btopic_t *) zmalloc (sizeof (btopic_t));
+        bt->name = strdup (t);
+        bt->queues = -1;
+        zlistx_add_end (b->topics, bt);
+    }
+    if (!self->s.broadcast) {
+        btopic_t *bt = (btopic_t *) zmalloc (sizeof (btopic_t));
+        bt->name = strdup (self->retry_topic);
+        bt->queues = -1;
+        zlistx_add_end (b->topics, bt);
+    }
+    zlistx_add_end (self->brokers, b);
+    return b;
+}
+
+//  --------------------------------------------------------------------
+//  Requests
+
+//  Sends the request begun on b's client and records what it was for.
+//  Returns 0, or -1 when it could not be sent (the socket is full or the
+//  peer is gone; the caller's timers try again).
+static int
+s_request (broker_t *b, pkind_t kind, pqueue_t *q, btopic_t *t,
+           entry_t *e, int64_t value, int timeout_ms)
+{
+    if (zr_client_send (b->client, NULL, NULL, 0) == -1)
+        return -1;
+    pending_t *p = (pending_t *) zmalloc (sizeof (pending_t));
+    assert (p);
+    p->kind = kind;
+    p->q = q;
+    p->t = t;
+    p->e = e;
+    p->epoch = q ? q->epoch : 0;
+    p->sent = zclock_mono ();
+    p->deadline = p->sent + timeout_ms;
+    p->value = value;
+    char key [24];
+    snprintf (key, sizeof (key), "%" PRIu64, zr_client_rid (b->client));
+    zhashx_update (b->pending, key, p);
+    return 0;
+}
+
+static void
+s_send_heartbeat (self_t *self, broker_t *b)
+{
+    zr_enc_t *enc = zr_client_begin (b->client, "HEARTBEAT", 4);
+    zr_enc_kstr (enc, "group", self->s.group);
+    zr_enc_kstr (enc, "client_id", self->s.client_id);
+    zr_enc_str (enc, "topics");
+    zr_enc_array (enc, zlist_size (self->s.topics));
+    for (char *t = (char *) zlist_first (self->s.topics); t;
+         t = (char *) zlist_next (self->s.topics))
+        zr_enc_str (enc, t);
+    zr_enc_kstr (enc, "mode", self->s.broadcast ? "broadcast" : "clustering");
+    if (s_request (b, P_HEARTBEAT, NULL, NULL, NULL, 0, ZR_PUSH_REQ_TIMEOUT)
+        == 0)
+        b->heartbeat_pending = true;
+    else
+        b->heartbeat_at = zclock_mono () + 100;
+}
+
+static void
+s_send_lock (self_t *self, pqueue_t *q, bool renew)
+{
+    broker_t *b = q->broker;
+    zr_enc_t *enc = zr_client_begin (b->client, "LOCK", renew ? 5 : 4);
+    zr_enc_kstr (enc, "group", self->s.group);
+    zr_enc_kstr (enc, "topic", q->topic);
+    zr_enc_kint (enc, "queue", q->queue);
+    zr_enc_kstr (enc, "client_id", self->s.client_id);
+    if (renew)
+        zr_enc_kint (enc, "token", q->token);
+    int timeout = q->lease_ms > 0 ? (int) q->lease_ms / 3 : 1000;
+    if (s_request (b, P_LOCK, q, NULL, NULL, renew ? q->token : -1, timeout)
+        == 0)
+        q->lock_pending = true;
+}
+
+static void
+s_send_unlock (self_t *self, pqueue_t *q, int64_t token, int64_t offset)
+{
+    broker_t *b = q->broker;
+    zr_enc_t *enc =
+        zr_client_begin (b->client, "UNLOCK", offset >= 0 ? 6 : 5);
+    zr_enc_kstr (enc, "group", self->s.group);
+    zr_enc_kstr (enc, "topic", q->topic);
+    zr_enc_kint (enc, "queue", q->queue);
+    zr_enc_kstr (enc, "client_id", self->s.client_id);
+    zr_enc_kint (enc, "token", token);
+    if (offset >= 0)
+        zr_enc_kint (enc, "offset", offset);
+    s_request (b, P_UNLOCK, q, NULL, NULL, offset, ZR_PUSH_REQ_TIMEOUT);
+}
+
+static void
+s_send_pull (self_t *self, pqueue_t *q)
+{
+    broker_t *b = q->broker;
+    int room = self->s.buffer - (int) (q->buffered + q->busy);
+    if (room > ZR_PUSH_PULL_BATCH)
+        room = ZR_PUSH_PULL_BATCH;
+    if (room < 1)
+        return;
+    bool lease = !self->s.broadcast;
+    zr_enc_t *enc = zr_client_begin (b->client, "PULL", lease ? 7 : 5);
+    zr_enc_kstr (enc, "topic", q->topic);
+    zr_enc_kint (enc, "queue", q->queue);
+    zr_enc_kint (enc, "offset", q->next_pull);
+    zr_enc_kint (enc, "max_count", room);
+    zr_enc_kint (enc, "wait", self->stopping ? 0 : ZR_PUSH_PULL_WAIT);
+    if (lease) {
+        zr_enc_kstr (enc, "group", self->s.group);
+        zr_enc_kint (enc, "token", q->token);
+    }
+    if (s_request (b, P_PULL, q, NULL, NULL, q->next_pull,
+                   ZR_PUSH_PULL_WAIT + ZR_PUSH_REQ_TIMEOUT)
+        == 0)
+        q->pull_pending = true;
+    else
+        q->pull_retry_at = zclock_mono () + 100;
+}
+
+static void
+s_send_commit (self_t *self, pqueue_t *q, int64_t offset)
+{
+    broker_t *b = q->broker;
+    zr_enc_t *enc = zr_client_begin (b->client, "COMMIT_OFFSET", 5);
+    zr_enc_kstr (enc, "group", self->s.group);
+    zr_enc_kstr (enc, "topic", q->topic);
+    zr_enc_kint (enc, "queue", q->queue);
+    zr_enc_kint (enc, "offset", offset);
+    zr_enc_kint (enc, "token", q->token);
+    if (s_request (b, P_COMMIT, q, NULL, NULL, offset, ZR_PUSH_REQ_TIMEOUT)
+        == 0)
+        q->commit_pending = true;
+}
+
+static void
+s_send_sendback (self_t *self, pqueue_t *q, entry_t *e)
+{
+    broker_t *b = q->broker;
+    zr_enc_t *enc = zr_client_begin (b->client, "SEND_BACK", e->dlq ? 6 : 5);
+    zr_enc_kstr (enc, "group", self->s.group);
+    zr_enc_kstr (enc, "topic", q->topic);
+    zr_enc_kint (enc, "queue", q->queue);
+    zr_enc_kint (enc, "offset", e->offset);
+    zr_enc_kstr (enc, "error",
+                 e->dlq ? "handler failed after in-place retries"
+                        : "handler asked for a retry");
+    if (e->dlq)
+        zr_enc_kbool (enc, "dlq", true);
+    if (s_request (b, P_SENDBACK, q, NULL, e, 0, ZR_PUSH_REQ_TIMEOUT) == 0)
+        s_entry_set (self, q, e, E_SENDBACK);
+    else
+        s_entry_set (self, q, e, E_SENDBACK_RETRY);
+}
+
+//  --------------------------------------------------------------------
+//  Broadcast offsets file: "broker<TAB>topic<TAB>queue<TAB>offset" lines
+
+static void
+s_file_load (self_t *self)
+{
+    FILE *f = fopen (self->file_path, "r");
+    if (!f)
+        return;
+    char line [600];
+    while (fgets (line, sizeof (line), f)) {
+        char *last = strrchr (line, '\t');
+        if (!last)
+            continue;
+        *last = 0;
+        char *end = NULL;
+        long long v = strtoll (last + 1, &end, 10);
+        if (end == last + 1 || v < 0)
+            continue;
+        int64_t *value = (int64_t *) malloc (sizeof (int64_t));
+        assert (value);
+        *value = v;
+        zhashx_update (self->file_offsets, line, value);
+    }
+    fclose (f);
+}
+
+static void
+s_file_save (self_t *self)
+{
+    if (!self->file_dirty)
+        return;
+    char *tmp = zsys_sprintf ("%s.tmp", self->file_path);
+    FILE *f = fopen (tmp, "w");
+    if (!f) {
+        zsys_warning ("pushconsumer: cannot write %s: %s", tmp,
+                      strerror (errno));
+        zstr_free (&tmp);
+        return;
+    }
+    for (int64_t *v = (int64_t *) zhashx_first (self->file_offsets); v;
+         v = (int64_t *) zhashx_next (self->file_offsets))
+        fprintf (f, "%s\t%" PRId64 "\n",
+                 (const char *) zhashx_cursor (self->file_offsets), *v);
+    bool ok = fflush (f) == 0 && fsync (fileno (f)) == 0;
+    ok = fclose (f) == 0 && ok;
+    if (ok && rename (tmp, self->file_path) == 0)
+        self->file_dirty = false;
+    else
+        zsys_warning ("pushconsumer: cannot write %s: %s", self->file_path,
+                      strerror (errno));
+    zstr_free (&tmp);
+}
+
+static char *
+s_file_key (pqueue_t *q)
+{
+    return zsys_sprintf ("%s\t%s\t%d", q->broker->name, q->topic, q->queue);
+}
+
+static void
+s_file_record (self_t *self, pqueue_t *q)
+{
+    int64_t c = s_committable (q);
+    if (c < 0 || c == q->committed)
+        return;
+    char *key = s_file_key (q);
+    int64_t *value = (int64_t *) malloc (sizeof (int64_t));
+    assert (value);
+    *value = c;
+    zhashx_update (self->file_offsets, key, value);
+    zstr_free (&key);
+    q->committed = c;
+    self->file_dirty = true;
+}
+
+//  --------------------------------------------------------------------
+//  Ownership
+
+static bool
+s_from_time (self_t *self, int64_t *ms)
+{
+    const char *f = self->s.from;
+    if (streq (f, "first") || streq (f, "last"))
+        return false;
+    *ms = strtoll (f, NULL, 10);
+    return true;
+}
+
+//  Sets where a newly taken queue starts: its committed offset, else the
+//  start setting (the retry topic always from its first message).
+static void
+s_start_position (self_t *self, pqueue_t *q, int64_t committed)
+{
+    q->skip_before = 0;
+    q->committed = committed;
+    int64_t ms;
+    if (committed >= 0)
+        q->next_pull = committed;
+    else
+    if (q->retry_topic || streq (self->s.from, "first"))
+        q->next_pull = 0;       //  OFFSET_OUT_OF_RANGE moves it to min
+    else
+    if (s_from_time (self, &ms)) {
+        q->next_pull = 0;
+        q->skip_before = ms;
+    }
+    else
+        q->next_pull = -1;      //  "last": GET_OFFSETS asks for max
+}
+
+//  A lease that ran out or that the broker refused: nothing buffered may
+//  be handled any more.
+static void
+s_lease_lost (self_t *self, pqueue_t *q, const char *why)
+{
+    if (q->state != Q_HELD && q->state != Q_DRAIN)
+        return;
+    zsys_info ("pushconsumer: %s: lost lease on %s: %s", self->s.client_id,
+               q->key, why);
+    s_drop_buffered (self, q);
+    q->token = 0;
+    q->next_pull = -1;
+    q->committed = -1;
+    q->state = q->wanted ? Q_WANT : Q_IDLE;
+    q->lock_retry_at = zclock_mono ();
+}
+
+static void
+s_rebalance (self_t *self, broker_t *b)
+{
+    size_t n = zlistx_size (b->queues);
+    if (self->s.broadcast) {
+        for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues); q;
+             q = (pqueue_t *) zlistx_next (b->queues))
+            if (q->state == Q_IDLE && !self->stopping) {
+                q->wanted = true;
+                q->state = Q_HELD;
+                char *key = s_file_key (q);
+                int64_t *v = (int64_t *) zhashx_lookup (self->file_offsets,
+                                                        key);
+                zstr_free (&key);
+                s_start_position (self, q, v ? *v : -1);
+                q->epoch++;
+            }
+        return;
+    }
+    zr_alloc_queue_t *aq =
+        (zr_alloc_queue_t *) zmalloc ((n ? n : 1) * sizeof (*aq));
+    bool *owned = (bool *) zmalloc ((n ? n : 1) * sizeof (bool));
+    const char **members = (const char **) zmalloc (
+        (zlist_size (b->members) + 1) * sizeof (char *));
+    size_t i = 0;
+    for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues); q;
+         q = (pqueue_t *) zlistx_next (b->queues), i++) {
+        aq [i].broker = b->name;
+        aq [i].topic = q->topic;
+        aq [i].queue = q->queue;
+    }
+    size_t m = 0;
+    for (char *id = (char *) zlist_first (b->members); id;
+         id = (char *) zlist_next (b->members))
+        members [m++] = id;
+    if (zr_allocate (self->s.strategy, members, m, self->s.client_id, aq, n,
+                     owned)
+        < 0)
+        memset (owned, 0, n * sizeof (bool));
+    i = 0;
+    for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues); q;
+         q = (pqueue_t *) zlistx_next (b->queues), i++) {
+        q->wanted = owned [i] && !self->stopping;
+        if (q->wanted && q->state == Q_IDLE) {
+            q->state = Q_WANT;
+            q->lock_retry_at = 0;
+        }
+        else
+        if (!q->wanted && q->state == Q_WANT)
+            q->state = Q_IDLE;
+        else
+        if (!q->wanted && q->state == Q_HELD) {
+            q->state = Q_DRAIN;
+            s_drop_buffered (self, q);
+        }
+        else
+        if (q->wanted && q->state == Q_DRAIN)
+            q->state = Q_HELD;
+    }
+    free (aq);
+    free (owned);
+    free (members);
+}
+
+static void
+s_set_topic_queues (self_t *self, broker_t *b, btopic_t *t, int queues)
+{
+    if (queues <= t->queues || queues <= 0) {
+        if (t->queues < 0)
+            t->queues = queues < 0 ? 0 : queues;
+        return;
+    }
+    int from = t->queues < 0 ? 0 : t->queues;
+    t->queues = queues;
+    for (int i = from; i < queues; i++) {
+        pqueue_t *q = (pqueue_t *) zmalloc (sizeof (pqueue_t));
+        assert (q);
+        q->broker = b;
+        q->topic = strdup (t->name);
+        q->queue = i;
+        q->key = zsys_sprintf ("%s:%d@%s", t->name, i, b->name);
+        q->retry_topic = streq (t->name, self->retry_topic);
+        q->next_pull = -1;
+        q->committed = -1;
+        q->entries = zlistx_new ();
+        zlistx_add_end (b->queues, q);
+    }
+    s_rebalance (self, b);
+}
+
+//  --------------------------------------------------------------------
+//  Replies
+
+static int64_t
+s_int (zr_reply_t *r, const char *key, int64_t dflt)
+{
+    int64_t v;
+    if (r && zr_field_int (zr_reply_header (r), key, &v) == ZR_FIELD_OK)
+        return v;
+    return dflt;
+}
+
+static void
+s_on_heartbeat (self_t *self, broker_t *b, zr_reply_t *r)
+{
+    b->heartbeat_pending = false;
+    int64_t now = zclock_mono ();
+    if (!r) {
+        b->heartbeat_at = now + 100;
+        return;
+    }
+    if (zr_reply_status (r) != ZR_OK) {
+        if (!b->warned)
+            zsys_warning ("pushconsumer: %s: HEARTBEAT: %s %s", b->endpoint,
+                          zr_reply_status_str (r), zr_reply_reason (r));
+        b->warned = true;
+        b->heartbeat_at = now + 1000;
+        return;
+    }
+    b->warned = false;
+    int64_t hb = s_int (r, "heartbeat_ms", ZR_PUSH_HEARTBEAT_DEFAULT);
+    if (hb < 10 || hb > 600000)
+        hb = ZR_PUSH_HEARTBEAT_DEFAULT;
+    b->heartbeat_ms = (int) hb;
+    b->heartbeat_at = now + hb;
+    const zr_obj_t *arr = zr_obj_get (zr_reply_header (r), "members");
+    zlist_t *members = zlist_new ();
+    zlist_autofree (members);
+    for (size_t i = 0; arr && i < zr_obj_size (arr); i++) {
+        const char *s;
+        size_t len;
+        if (zr_obj_str (zr_obj_at (arr, i), &s, &len) == ZR_FIELD_OK
+            && zr_name_valid (s, len)) {
+            char *id = strndup (s, len);
+            zlist_append (members, id);
+            free (id);
+        }
+    }
+    zlist_sort (members, NULL);
+    bool same = zlist_size (members) == zlist_size (b->members);
+    char *x = (char *) zlist_first (members);
+    char *y = (char *) zlist_first (b->members);
+    while (same && x && y) {
+        same = streq (x, y);
+        x = (char *) zlist_next (members);
+        y = (char *) zlist_next (b->members);
+    }
+    if (same) {
+        zlist_destroy (&members);
+        return;
+    }
+    zlist_destroy (&b->members);
+    b->members = members;
+    b->version = s_int (r, "version", -1);
+    s_rebalance (self, b);
+}
+
+static void
+s_on_lock (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
+{
+    pqueue_t *q = p->q;
+    q->lock_pending = false;
+    int64_t now = zclock_mono ();
+    bool renew = p->value >= 0;
+    zr_status_t st = r ? zr_reply_status (r) : ZR_TIMEOUT;
+    if (renew) {
+        if (q->token != p->value
+            || (q->state != Q_HELD && q->state != Q_DRAIN))
+            return;             //  answer to an old lease
+        if (st == ZR_OK) {
+            q->lease_sent = p->sent;
+            q->lease_ms = s_int (r, "lease_ms", q->lease_ms);
+            q->renew_at = p->sent + q->lease_ms / 3;
+        }
+        else
+        if (st == ZR_LEASE_HELD || st == ZR_LEASE_INVALID)
+            s_lease_lost (self, q, zr_status_str (st));
+        //  timeouts and other errors: renew_at has passed, tick resends
+        return;
+    }
+    if (st == ZR_OK) {
+        int64_t token = s_int (r, "token", 0);
+        if (q->state != Q_WANT || !q->wanted || self->stopping) {
+            s_send_unlock (self, q, token, -1);   //  not wanted any more
+            return;
+        }
+        q->state = Q_HELD;
+        q->token = token;
+        q->lease_sent = p->sent;
+        q->lease_ms = s_int (r, "lease_ms", ZR_PUSH_LEASE_DEFAULT);
+        if (q->lease_ms < 30)
+            q->lease_ms = ZR_PUSH_LEASE_DEFAULT;
+        q->renew_at = p->sent + q->lease_ms / 3;
+        q->epoch++;
+        s_start_position (self, q, s_int (r, "offset", -1));
+        q->pull_retry_at = 0;
+        zsys_debug ("pushconsumer: %s took %s (token %" PRId64 ")",
+                    self->s.client_id, q->key, token);
+    }
+    else
+    if (st == ZR_LEASE_HELD) {
+        int64_t wait = s_int (r, "expires_ms", 100);
+        q->lock_retry_at = now + (wait < 20 ? 20 : wait > 100 ? 100 : wait);
+    }
+    else {
+        if (r)
+            zsys_warning ("pushconsumer: LOCK %s: %s %s", q->key,
+                          zr_reply_status_str (r), zr_reply_reason (r));
+        q->lock_retry_at = now + (r ? 1000 : 100);
+    }
+}
+
+static void
+s_on_pull (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
+{
+    pqueue_t *q = p->q;
+    q->pull_pending = false;
+    int64_t now = zclock_mono ();
+    if (p->epoch != q->epoch || q->state != Q_HELD || p->value != q->next_pull)
+        return;                 //  stale: nothing from it may be used
+    if (!r) {
+        q->pull_retry_at = now + 100;
+        return;
+    }
+    zr_status_t st = zr_reply_status (r);
+    if (st == ZR_OK) {
+        const zr_obj_t *msgs = zr_obj_get (zr_reply_header (r), "msgs");
+        size_t count = msgs ? zr_obj_size (msgs) : 0;
+        for (size_t i = 0; i < count; i++) {
+            zr_message_t *msg = zr_message_from_wire (zr_obj_at (msgs, i),
+                                                      zr_reply_body (r, i));
+            if (!msg) {
+                zsys_warning ("pushconsumer: %s: PULL %s: bad message map",
+                              b->endpoint, q->key);
+                continue;
+            }
+            int64_t offset = zr_message_offset (msg);
+            if (offset < q->next_pull) {
+                zr_message_destroy (&msg);
+                continue;
+            }
+            if (q->skip_before > 0) {
+                if (zr_message_stored (msg) < q->skip_before) {
+                    q->next_pull = offset + 1;
+                    zr_message_destroy (&msg);
+                    continue;
+                }
+                q->skip_before = 0;
+            }
+            entry_t *e = (entry_t *) zmalloc (sizeof (entry_t));
+            assert (e);
+            e->offset = offset;
+            e->msg = msg;
+            e->state = E_DONE;
+            zlistx_add_end (q->entries, e);
+            s_entry_set (self, q, e, E_BUFFERED);
+            q->next_pull = offset + 1;
+        }
+        int64_t next = s_int (r, "next", q->next_pull);
+        if (next > q->next_pull)
+            q->next_pull = next;
+    }
+    else
+    if (st == ZR_NO_NEW_MSG)
+        ;
+    else
+    if (st == ZR_OFFSET_OUT_OF_RANGE) {
+        int64_t min = s_int (r, "min", 0), max = s_int (r, "max", 0);
+        q->next_pull = q->next_pull < min ? min : max;
+        q->skip_before = q->skip_before;
+    }
+    else
+    if (st == ZR_LEASE_INVALID)
+        s_lease_lost (self, q, "PULL: LEASE_INVALID");
+    else {
+        zsys_warning ("pushconsumer: PULL %s: %s %s", q->key,
+                      zr_reply_status_str (r), zr_reply_reason (r));
+        q->pull_retry_at = now + 1000;
+    }
+}
+
+static void
+s_on_reply (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
+{
+    zr_status_t st = r ? zr_reply_status (r) : ZR_TIMEOUT;
+    pqueue_t *q = p->q;
+    switch (p->kind) {
+        case P_HEARTBEAT:
+            s_on_heartbeat (self, b, r);
+            break;
+        case P_TOPIC_INFO: {
+            btopic_t *t = p->t;
+            t->info_pending = false;
+            int64_t now = zclock_mono ();
+            if (st == ZR_OK) {
+                int64_t n = s_int (r, "queues", 0);
+                if (n < 0 || n > 1024)
+                    n = 0;
+                s_set_topic_queues (self, b, t, (int) n);
+            }
+            else
+            if (st == ZR_TOPIC_NOT_FOUND)
+                s_set_topic_queues (self, b, t, 0);
+            t->info_at = now + (t->queues > 0 ? 5000 : 500);
+            break;
+        }
+        case P_LOCK:
+            s_on_lock (self, b, p, r);
+            break;
+        case P_UNLOCK:
+            if (q->state == Q_UNLOCKING) {
+                if (st != ZR_OK)
+                    zsys_warning ("pushconsumer: UNLOCK %s: %s", q->key,
+                                  zr_status_str (st));
+                q->state = q->wanted && !self->stopping ? Q_WANT : Q_IDLE;
+                q->token = 0;
+                q->lock_retry_at = 0;
+            }
+            break;
+        case P_PULL:
+            s_on_pull (self, b, p, r);
+            break;
+        case P_COMMIT:
+            q->commit_pending = false;
+            if (st == ZR_OK && p->epoch == q->epoch)
+                q->committed = p->value;
+            else
+            if (st == ZR_LEASE_INVALID && p->epoch == q->epoch)
+                s_lease_lost (self, q, "COMMIT_OFFSET: LEASE_INVALID");
+            break;
+        case P_SENDBACK: {
+            entry_t *e = p->e;
+            if (st == ZR_OK)
+                s_entry_set (self, q, e, E_DONE);
+            else {
+                zsys_warning ("pushconsumer: SEND_BACK %s offset %" PRId64
+                              ": %s %s",
+                              q->key, e->offset, zr_status_str (st),
+                              r ? zr_reply_reason (r) : "");
+                if (++e->sendback_fails >= ZR_PUSH_SENDBACK_TRIES)
+                    s_entry_set (self, q, e, E_BUFFERED);  //  handle again
+                else
+                    s_entry_set (self, q, e, E_SENDBACK_RETRY);
+            }
+            s_pop_done (q);
+            break;
+        }
+        case P_BOUNDS:
+            q->bounds_pending = false;
+            if (st == ZR_OK && p->epoch == q->epoch && q->next_pull < 0) {
+                q->next_pull = s_int (r, "max", -1);
+                q->pull_retry_at = 0;
+            }
+            break;
+        case P_LEAVE:
+            b->leave_pending = false;
+            b->left = true;
+            break;
+    }
+}
+
+static void
+s_broker_recv (self_t *self, broker_t *b)
+{
+    while (true) {
+        zr_reply_t *r = zr_client_recv_any (b->client, 0);
+        if (!r)
+            return;
+        if (zr_reply_is_request (r)) {
+            char cmd [32];
+            if (zr_field_strbuf (zr_reply_header (r), "cmd", cmd,
+                                 sizeof (cmd))
+                    == ZR_FIELD_OK
+                && streq (cmd, "MEMBERS_CHANGED"))
+                b->heartbeat_at = 0;
+            zr_reply_destroy (&r);
+            continue;
+        }
+        char key [24];
+        snprintf (key, sizeof (key), "%" PRIu64, zr_reply_rid (r));
+        pending_t *p = (pending_t *) zhashx_lookup (b->pending, key);
+        if (p) {
+            zhashx_freefn (b->pending, key, NULL);
+            s_on_reply (self, b, p, r);
+            free (p);
+        }
+        zr_reply_destroy (&r);
+    }
+}
+
+//  Times out requests whose reply did not come.
+static void
+s_expire (self_t *self, broker_t *b, int64_t now)
+{
+    zlist_t *late = zlist_new ();
+    zlist_autofree (late);
+    for (pending_t *p = (pending_t *) zhashx_first (b->pending); p;
+         p = (pending_t *) zhashx_next (b->pending))
+        if (now >= p->deadline)
+            zlist_append (late, (void *) zhashx_cursor (b->pending));
+    for (char *key = (char *) zlist_first (late); key;
+         key = (char *) zlist_next (late)) {
+        pending_t *p = (pending_t *) zhashx_lookup (b->pending, key);
+        zhashx_freefn (b->pending, key, NULL);
+        zhashx_delete (b->pending, key);
+        s_on_reply (self, b, p, NULL);
+        free (p);
+    }
+    zlist_destroy (&late);
+}
+
+//  --------------------------------------------------------------------
+//  Finished jobs
+
+static void
+s_on_job (self_t *self, job_t *job)
+{
+    pqueue_t *q = job->q;
+    entry_t *e = job->e;
+    if (job->skipped) {
+        if (q->state == Q_HELD && job->epoch == q->epoch)
+            s_entry_set (self, q, e, E_BUFFERED);
+        else
+            s_entry_remove (self, q, e);
+    }
+    else {
+        int result = job->result;
+        if (result != ZR_CONSUME_SUCCESS && result != ZR_CONSUME_RETRY) {
+            zsys_warning ("pushconsumer: handler returned %d for %s offset "
+                          "%" PRId64 ": treated as RETRY",
+                          result, q->key, e->offset);
+            result = ZR_CONSUME_RETRY;
+        }
+        if (result == ZR_CONSUME_SUCCESS)
+            s_entry_set (self, q, e, E_DONE);
+        else
+        if (self->s.broadcast || self->s.orderly) {
+            if (++e->attempts <= self->s.max_retries)
+                s_entry_set (self, q, e, E_BUFFERED);     //  in place
+            else
+            if (self->s.broadcast) {
+                zsys_warning ("pushconsumer: %s offset %" PRId64 " failed "
+                              "%d times: skipped (broadcast)",
+                              q->key, e->offset, e->attempts);
+                s_entry_set (self, q, e, E_DONE);
+            }
+            else {
+                e->dlq = true;
+                s_send_sendback (self, q, e);
+            }
+        }
+        else
+            s_send_sendback (self, q, e);
+    }
+    s_pop_done (q);
+    free (job);
+}
+
+//  --------------------------------------------------------------------
+//  Timers
+
+static bool
+s_lease_ok (self_t *self, pqueue_t *q, int64_t now)
+{
+    if (self->s.broadcast)
+        return q->state == Q_HELD;
+    return q->state == Q_HELD && now < q->lease_sent + q->lease_ms * 9 / 10;
+}
+
+static void
+s_dispatch (self_t *self, int64_t now)
+{
+    bool progress = true;
+    while (progress && self->inflight < (size_t) self->s.threads
+           && !self->stopping) {
+        progress = false;
+        for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
+             b = (broker_t *) zlistx_next (self->brokers))
+            for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues); q;
+                 q = (pqueue_t *) zlistx_next (b->queues)) {
+                if (self->inflight >= (size_t) self->s.threads)
+                    return;
+                if (q->buffered == 0 || !s_lease_ok (self, q, now))
+                    continue;
+                if (self->s.orderly && q->busy > 0)
+                    continue;
+                entry_t *e = (entry_t *) zlistx_first (q->entries);
+                while (e && e->state != E_BUFFERED)
+                    e = (entry_t *) zlistx_next (q->entries);
+                if (!e)
+                    continue;
+                job_t *job = (job_t *) zmalloc (sizeof (job_t));
+                assert (job);
+                job->e = e;
+                job->q = q;
+                job->msg = e->msg;
+                job->epoch = q->epoch;
+                job->deadline =
+                    self->s.broadcast ? 0 : q->lease_sent + q->lease_ms;
+                job->handler = self->s.handler;
+                job->arg = self->s.arg;
+                s_entry_set (self, q, e, E_INFLIGHT);
+                pthread_mutex_lock (&self->pool.lock);
+                zlist_append (self->pool.jobs, job);
+                pthread_cond_signal (&self->pool.cond);
+                pthread_mutex_unlock (&self->pool.lock);
+                progress = true;
+            }
+    }
+}
+
+static void
+s_tick_queue (self_t *self, pqueue_t *q, int64_t now, bool commit)
+{
+    bool lease = !self->s.broadcast;
+    if (lease && (q->state == Q_HELD || q->state == Q_DRAIN)
+        && now >= q->lease_sent + q->lease_ms)
+        s_lease_lost (self, q, "lease time passed");
+
+    //  Send-backs that failed to go out
+    if (q->busy > 0)
+        for (entry_t *e = (entry_t *) zlistx_first (q->entries); e;
+             e = (entry_t *) zlistx_next (q->entries))
+            if (e->state == E_SENDBACK_RETRY && commit)
+                s_send_sendback (self, q, e);
+
+    if (q->state == Q_WANT) {
+        if (!q->lock_pending && q->busy == 0
+            && zlistx_size (q->entries) == 0 && now >= q->lock_retry_at)
+            s_send_lock (self, q, false);
+        return;
+    }
+    if (q->state != Q_HELD && q->state != Q_DRAIN)
+        return;
+    if (lease && !q->lock_pending && now >= q->renew_at)
+        s_send_lock (self, q, true);
+    if (q->state == Q_DRAIN) {
+        if (q->busy == 0 && !q->lock_pending) {
+            s_drop_buffered (self, q);
+            q->state = Q_UNLOCKING;
+            s_send_unlock (self, q, q->token, s_committable (q));
+        }
+        return;
+    }
+    //  HELD
+    if (self->stopping)
+        return;
+    if (q->next_pull < 0) {
+        if (!q->bounds_pending) {
+            zr_enc_t *enc =
+                zr_client_begin (q->broker->client, "GET_OFFSETS", 2);
+            zr_enc_kstr (enc, "topic", q->topic);
+            zr_enc_kint (enc, "queue", q->queue);
+            if (s_request (q->broker, P_BOUNDS, q, NULL, NULL, 0,
+                           ZR_PUSH_REQ_TIMEOUT)
+                == 0)
+                q->bounds_pending = true;
+        }
+        return;
+    }
+    if (!q->pull_pending && now >= q->pull_retry_at
+        && (int) (q->buffered + q->busy) < self->s.buffer
+        && s_lease_ok (self, q, now))
+        s_send_pull (self, q);
+    if (commit) {
+        if (!lease)
+            s_file_record (self, q);
+        else {
+            int64_t c = s_committable (q);
+            if (c >= 0 && c != q->committed && !q->commit_pending)
+                s_send_commit (self, q, c);
+        }
+    }
+}
+
+static void
+s_tick (self_t *self)
+{
+    int64_t now = zclock_mono ();
+    bool commit = now >= self->commit_at;
+    if (commit)
+        self->commit_at = now + ZR_PUSH_COMMIT_MS;
+    for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
+         b = (broker_t *) zlistx_next (self->brokers)) {
+        s_expire (self, b, now);
+        if (b->left)
+            continue;
+        if (!b->heartbeat_pending && now >= b->heartbeat_at)
+            s_send_heartbeat (self, b);
+        for (btopic_t *t = (btopic_t *) zlistx_first (b->topics); t;
+             t = (btopic_t *) zlistx_next (b->topics))
+            if (!t->info_pending && now >= t->info_at && !self->stopping) {
+                zr_enc_t *enc = zr_client_begin (b->client, "TOPIC_INFO", 1);
+                zr_enc_kstr (enc, "topic", t->name);
+                if (s_request (b, P_TOPIC_INFO, NULL, t, NULL, 0,
+                               ZR_PUSH_REQ_TIMEOUT)
+                    == 0)
+                    t->info_pending = true;
+                else
+                    t->info_at = now + 100;
+            }
+        for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues); q;
+             q = (pqueue_t *) zlistx_next (b->queues))
+            s_tick_queue (self, q, now, commit);
+    }
+    if (commit && self->s.broadcast)
+        s_file_save (self);
+    s_dispatch (self, now);
+}
+
+//  --------------------------------------------------------------------
+//  Commands
+
+static char *
+s_start (self_t *self)
+{
+    const char *fabric = self->s.fabric;
+    if (strncmp (fabric, "broker:", 7) == 0) {
+        const char *ep = fabric + 7;
+        zr_client_t *probe = zr_client_new (ep);
+        if (!probe)
+            return zsys_sprintf ("bad broker endpoint '%s'", ep);
+        zr_client_begin (probe, "PING", 0);
+        zr_reply_t *r = zr_client_call (probe, NULL, 0, 3000);
+        char name [ZR_NAME_MAX + 1] = "";
+        if (r && zr_reply_status (r) == ZR_OK)
+            zr_field_strbuf (zr_reply_header (r), "broker", name,
+                             sizeof (name));
+        bool ok = r != NULL;
+        zr_reply_destroy (&r);
+        zr_client_destroy (&probe);
+        if (!ok)
+            return zsys_sprintf ("no broker answered at %s", ep);
+        if (!*name)
+            snprintf (name, sizeof (name), "broker");
+        if (!s_broker_new (self, name, ep))
+            return zsys_sprintf ("bad broker endpoint '%s'", ep);
+    }
+    else {
+        for (char *t = (char *) zlist_first (self->s.topics); t;
+             t = (char *) zlist_next (self->s.topics)) {
+            char *err = NULL;
+            zr_route_t *route = zr_route_lookup (fabric, t, 3000, &err);
+            if (!route) {
+                char *msg = zsys_sprintf ("topic %s: %s", t,
+                                          err ? err : "no route");
+                zstr_free (&err);
+                return msg;
+            }
+            for (size_t i = 0; i < zr_route_groups (route); i++) {
+                const char *name = zr_route_group (route, i);
+                const char *master = zr_route_master (route, i);
+                if (!master)
+                    continue;
+                bool known = false;
+                for (broker_t *b = (broker_t *) zlistx_first (self->brokers);
+                     b; b = (broker_t *) zlistx_next (self->brokers))
+                    known = known || streq (b->name, name);
+                if (!known)
+                    s_broker_new (self, name, master);
+            }
+            zr_route_destroy (&route);
+        }
+        if (zlistx_size (self->brokers) == 0)
+            return strdup ("no broker with a master serves the topics");
+    }
+    if (self->s.broadcast) {
+        self->file_path = zsys_sprintf ("%s/%s.offsets", self->s.offset_dir,
+                                        self->s.group);
+        s_file_load (self);
+    }
+    //  Handler threads
+    self->threads = (pthread_t *) zmalloc (self->s.threads * sizeof (pthread_t));
+    for (int i = 0; i < self->s.threads; i++) {
+        if (pthread_create (&self->threads [i], NULL, s_worker, &self->pool)
+            != 0)
+            return strdup ("cannot start handler threads");
+        self->nthreads++;
+    }
+    self->started = true;
+    return NULL;
+}
+
+static char *
+s_owned (self_t *self)
+{
+    char *list = strdup ("");
+    for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
+         b = (broker_t *) zlistx_next (self->brokers))
+        for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues); q;
+             q = (pqueue_t *) zlistx_next (b->queues))
+            if (q->state == Q_HELD) {
+                char *more = zsys_sprintf ("%s%s%s", list, *list ? "," : "",
+                                           q->key);
+                free (list);
+                list = more;
+            }
+    return list;
+}
+
+//  Stop: every queue drains and is released; done when nothing is busy
+//  or pending except heartbeats.
+static bool
+s_stop_done (self_t *self)
+{
+    for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
+         b = (broker_t *) zlistx_next (self->brokers)) {
+        for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues); q;
+             q = (pqueue_t *) zlistx_next (b->queues)) {
+            if (q->busy > 0 || q->lock_pending)
+                return false;
+            if (!self->s.broadcast && q->state != Q_IDLE)
+                return false;
+        }
+    }
+    return true;
+}
+
+static void
+s_stop_step (self_t *self)
+{
+    int64_t now = zclock_mono ();
+    bool timeout = now >= self->stop_deadline;
+    if (!self->leaving) {
+        if (!s_stop_done (self) && !timeout)
+            return;
+        if (timeout)
+            zsys_warning ("pushconsumer: %s: stop timed out with work "
+                          "unfinished", self->s.client_id);
+        if (self->s.broadcast) {
+            for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
+                 b = (broker_t *) zlistx_next (self->brokers))
+                for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues); q;
+                     q = (pqueue_t *) zlistx_next (b->queues))
+                    if (q->state == Q_HELD)
+                        s_file_record (self, q);
+            s_file_save (self);
+        }
+        for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
+             b = (broker_t *) zlistx_next (self->brokers)) {
+            zr_enc_t *enc = zr_client_begin (b->client, "LEAVE", 2);
+            zr_enc_kstr (enc, "group", self->s.group);
+            zr_enc_kstr (enc, "client_id", self->s.client_id);
+            if (s_request (b, P_LEAVE, NULL, NULL, NULL, 0, 1000) == 0)
+                b->leave_pending = true;
+            else
+                b->left = true;
+        }
+        self->leaving = true;
+        if (self->stop_deadline < now + 1000)
+            self->stop_deadline = now + 1000;
+    }
+    bool left = true;
+    for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
+         b = (broker_t *) zlistx_next (self->brokers))
+        left = left && !b->leave_pending;
+    if (left || timeout) {
+        zstr_send (self->pipe, "OK");
+        self->stopping = false;
+        self->leaving = false;
+        self->started = false;
+        //  Nothing more goes out; the front end destroys the actor next.
+        for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
+             b = (broker_t *) zlistx_next (self->brokers))
+            b->left = true;
+    }
+}
+
+static void
+s_handle_pipe (self_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->pipe);
+    if (!msg) {
+        self->terminated = true;
+        return;
+    }
+    char *verb = zmsg_popstr (msg);
+    if (verb && streq (verb, "$TERM"))
+        self->terminated = true;
+    else
+    if (verb && streq (verb, "START")) {
+        char *err = self->started ? strdup ("already started")
+                                  : s_start (self);
+        if (err)
+            zstr_sendx (self->pipe, "ERROR", err, NULL);
+        else
+            zstr_send (self->pipe, "OK");
+        zstr_free (&err);
+    }
+    else
+    if (verb && streq (verb, "OWNED")) {
+        char *list = s_owned (self);
+        zstr_sendx (self->pipe, "OK", list, NULL);
+        free (list);
+    }
+    else
+    if (verb && streq (verb, "STOP")) {
+        if (!self->started)
+            zstr_send (self->pipe, "OK");
+        else {
+            self->stopping = true;
+            self->stop_deadline = zclock_mono () + ZR_PUSH_STOP_MS;
+            for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
+                 b = (broker_t *) zlistx_next (self->brokers)) {
+                s_rebalance (self, b);
+                for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues); q;
+                     q = (pqueue_t *) zlistx_next (b->queues))
+                    s_drop_buffered (self, q);
+            }
+        }
+    }
+    else
+        zsys_warning ("pushconsumer: unknown command '%s'", verb ? verb : "");
+    zstr_free (&verb);
+    zmsg_destroy (&msg);
+}
+
+//  --------------------------------------------------------------------
+//  Actor
+
+static void
+s_offset_free (void **item)
+{
+    free (*item);
+    *item = NULL;
+}
+
+static void
+s_push_actor (zsock_t *pipe, void *args)
+{
+    self_t *self = (self_t *) zmalloc (sizeof (self_t));
+    assert (self);
+    self->pipe = pipe;
+    s_settings_copy (&self->s, (settings_t *) args);
+    self->retry_topic = zsys_sprintf ("%%RETRY%%%s", self->s.group);
+    self->brokers = zlistx_new ();
+    self->file_offsets = zhashx_new ();
+    zhashx_set_destructor (self->file_offsets, s_offset_free);
+    pthread_mutex_init (&self->pool.lock, NULL);
+    pthread_cond_init (&self->pool.cond, NULL);
+    self->pool.jobs = zlist_new ();
+    snprintf (self->pool.endpoint, sizeof (self->pool.endpoint),
+              "inproc://zr-push-%p-%04x", (void *) self,
+              (unsigned) randof (0x10000));
+    self->done = zsock_new_pull (self->pool.endpoint);
+    assert (self->done);
+    zsock_signal (pipe, 0);
+
+    while (!self->terminated) {
+        size_t nb = zlistx_size (self->brokers);
+        zmq_pollitem_t *items = (zmq_pollitem_t *) zmalloc (
+            (2 + nb) * sizeof (zmq_pollitem_t));
+        broker_t **bs = (broker_t **) zmalloc ((nb + 1) * sizeof (void *));
+        items [0].socket = zsock_resolve (self->pipe);
+        items [0].events = ZMQ_POLLIN;
+        items [1].socket = zsock_resolve (self->done);
+        items [1].events = ZMQ_POLLIN;
+        size_t i = 0;
+        for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
+             b = (broker_t *) zlistx_next (self->brokers), i++) {
+            bs [i] = b;
+            items [2 + i].socket = zsock_resolve (zr_client_sock (b->client));
+            items [2 + i].events = ZMQ_POLLIN;
+        }
+        int rc = zmq_poll (items, (int) (2 + nb), ZR_PUSH_TICK_MS);
+        if (rc == -1) {
+            free (items);
+            free (bs);
+            break;              //  interrupted: context terminating
+        }
+        if (items [1].revents & ZMQ_POLLIN)
+            while (true) {
+                void *job = NULL;
+                zmq_pollitem_t one = { zsock_resolve (self->done), 0,
+                                       ZMQ_POLLIN, 0 };
+                if (zmq_poll (&one, 1, 0) <= 0
+                    || zsock_recv (self->done, "p", &job) == -1 || !job)
+                    break;
+                s_on_job (self, (job_t *) job);
+            }
+        for (i = 0; i < nb; i++)
+            if (items [2 + i].revents & ZMQ_POLLIN)
+                s_broker_recv (self, bs [i]);
+        bool pipe_ready = (items [0].revents & ZMQ_POLLIN) != 0;
+        free (items);
+        free (bs);
+        if (pipe_ready)
+            s_handle_pipe (self);
+        if (self->started && !self->terminated) {
+            s_tick (self);
+            if (self->stopping)
+                s_stop_step (self);
+        }
+    }
+
+    //  Handler threads first (they use the entries' messages)
+    pthread_mutex_lock (&self->pool.lock);
+    self->pool.stop = true;
+    pthread_cond_broadcast (&self->pool.cond);
+    pthread_mutex_unlock (&self->pool.lock);
+    for (int i = 0; i < self->nthreads; i++)
+        pthread_join (self->threads [i], NULL);
+    free (self->threads);
+    while (true) {
+        void *job = NULL;
+        zmq_pollitem_t one = { zsock_resolve (self->done), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&one, 1, 0) <= 0
+            || zsock_recv (self->done, "p", &job) == -1)
+            break;
+        free (job);
+    }
+    job_t *job;
+    while ((job = (job_t *) zlist_pop (self->pool.jobs)))
+        free (job);
+    zlist_destroy (&self->pool.jobs);
+    pthread_mutex_destroy (&self->pool.lock);
+    pthread_cond_destroy (&self->pool.cond);
+    zsock_destroy (&self->done);
+    broker_t *b = (broker_t *) zlistx_first (self->brokers);
+    while (b) {
+        s_broker_destroy (&b);
+        b = (broker_t *) zlistx_next (self->brokers);
+    }
+    zlistx_destroy (&self->brokers);
+    zhashx_destroy (&self->file_offsets);
+    zstr_free (&self->file_path);
+    zstr_free (&self->retry_topic);
+    s_settings_free (&self->s);
+    free (self);
+}
+
+//  --------------------------------------------------------------------
+//  Front end
+
+zr_push_consumer_t *
+zr_push_consumer_new (const char *fabric, const char *group)
+{
+    //  The group's retry and dead-letter topics must be valid names too.
+    if (!group || !zr_name_valid (group, strlen (group))
+        || strlen (group) > ZR_NAME_MAX - 7)
+        return NULL;
+    zr_push_consumer_t *self =
+        (zr_push_consumer_t *) zmalloc (sizeof (zr_push_consumer_t));
+    assert (self);
+    self->s.fabric = s_dup (fabric);
+    self->s.group = strdup (group);
+    self->s.strategy = strdup ("averagely");
+    self->s.from = strdup ("last");
+    self->s.threads = 4;
+    self->s.buffer = 256;
+    self->s.max_retries = 3;
+    self->s.topics = zlist_new ();
+    zlist_autofree (self->s.topics);
+    char host [64] = "host";
+    gethostname (host, sizeof (host) - 1);
+    host [sizeof (host) - 1] = 0;
+    for (char *c = host; *c; c++)
+        if (!zr_name_valid (c, 1))
+            *c = '_';
+    self->s.client_id = zsys_sprintf ("%.40s-%d-%04x", host, (int) getpid (),
+                                      (unsigned) randof (0x10000));
+    return self;
+}
+
+void
+zr_push_consumer_destroy (zr_push_consumer_t **self_p)
+{
+    assert (self_p);
+    zr_push_consumer_t *self = *self_p;
+    if (!self)
+        return;
+    zr_push_consumer_stop (self);
+    s_settings_free (&self->s);
+    free (self);
+    *self_p = NULL;
+}
+
+static int
+s_set_str (zr_push_consumer_t *self, char **field, const char *value)
+{
+    if (self->actor)
+        return -1;
+    free (*field);
+    *field = strdup (value);
+    return 0;
+}
+
+int
+zr_push_consumer_set_mode (zr_push_consumer_t *self, const char *mode)
+{
+    assert (self);
+    if (self->actor || !mode)
+        return -1;
+    if (streq (mode, "clustering"))
+        self->s.broadcast = false;
+    else
+    if (streq (mode, "broadcast"))
+        self->s.broadcast = true;
+    else
+        return -1;
+    return 0;
+}
+
+int
+zr_push_consumer_set_strategy (zr_push_consumer_t *self, const char *strategy)
+{
+    assert (self);
+    if (!zr_allocate_strategy_valid (strategy))
+        return -1;
+    return s_set_str (self, &self->s.strategy, strategy);
+}
+
+int
+zr_push_consumer_set_threads (zr_push_consumer_t *self, int threads)
+{
+    assert (self);
+    if (self->actor || threads < 1 || threads > 1024)
+        return -1;
+    self->s.threads = threads;
+    return 0;
+}
+
+int
+zr_push_consumer_set_orderly (zr_push_consumer_t *self, bool orderly)
+{
+    assert (self);
+    if (self->actor)
+        return -1;
+    self->s.orderly = orderly;
+    return 0;
+}
+
+int
+zr_push_consumer_set_from (zr_push_consumer_t *self, const char *from)
+{
+    assert (self);
+    if (!from)
+        return -1;
+    if (!streq (from, "first") && !streq (from, "last")) {
+        char *end = NULL;
+        errno = 0;
+        long long ms = strtoll (from, &end, 10);
+        if (!*from || *end || errno || ms <= 0)
+            return -1;
+    }
+    return s_set_str (self, &self->s.from, from);
+}
+
+int
+zr_push_consumer_set_buffer (zr_push_consumer_t *self, int messages)
+{
+    assert (self);
+    if (self->actor || messages < 1 || messages > 1000000)
+        return -1;
+    self->s.buffer = messages;
+    return 0;
+}
+
+int
+zr_push_consumer_set_offset_dir (zr_push_consumer_t *self, const char *dir)
+{
+    assert (self);
+    if (!dir || !*dir)
+        return -1;
+    return s_set_str (self, &self->s.offset_dir, dir);
+}
+
+int
+zr_push_consumer_set_max_retries (zr_push_consumer_t *self, int n)
+{
+    assert (self);
+    if (self->actor || n < 0 || n > 1000)
+        return -1;
+    self->s.max_retries = n;
+    return 0;
+}
+
+int
+zr_push_consumer_set_client_id (zr_push_consumer_t *self, const char *id)
+{
+    assert (self);
+    if (!id || !zr_name_valid (id, strlen (id)))
+        return -1;
+    return s_set_str (self, &self->s.client_id, id);
+}
+
+int
+zr_push_consumer_subscribe (zr_push_consumer_t *self, const char *topic)
+{
+    assert (self);
+    if (self->actor || !topic || !zr_name_valid (topic, strlen (topic)))
+        return -1;
+    for (char *t = (char *) zlist_first (self->s.topics); t;
+         t = (char *) zlist_next (self->s.topics))
+        if (streq (t, topic))
+            return 0;
+    zlist_append (self->s.topics, (void *) topic);
+    return 0;
+}
+
+//  Waits for the actor's reply to a command, up to timeout_ms.
+static zmsg_t *
+s_actor_reply (zactor_t *actor, int timeout_ms)
+{
+    zpoller_t *poller = zpoller_new (actor, NULL);
+    zmsg_t *reply = NULL;
+    if (zpoller_wait (poller, timeout_ms))
+        reply = zmsg_recv (actor);
+    zpoller_destroy (&poller);
+    return reply;
+}
+
+int
+zr_push_consumer_start (zr_push_consumer_t *self, zr_consume_fn *handler,
+                        void *arg, char **err)
+{
+    assert (self);
+    const char *why = NULL;
+    if (self->actor)
+        why = "already started";
+    else
+    if (!handler)
+        why = "no handler";
+    else
+    if (zlist_size (self->s.topics) == 0)
+        why = "no topic subscribed";
+    else
+    if (self->s.broadcast && !self->s.offset_dir)
+        why = "broadcast mode needs an offset directory";
+    else
+    if (self->s.broadcast && !zsys_file_exists (self->s.offset_dir))
+        why = "offset directory does not exist";
+    if (why) {
+        if (err)
+            *err = strdup (why);
+        return -1;
+    }
+    if (!self->s.fabric) {
+        self->s.fabric = zr_discover_nameservers (NULL, 1000);
+        if (!self->s.fabric) {
+            if (err)
+                *err = strdup ("no nameserver found");
+            return -1;
+        }
+    }
+    self->s.handler = handler;
+    self->s.arg = arg;
+    self->actor = zactor_new (s_push_actor, &self->s);
+    assert (self->actor);
+    zstr_send (self->actor, "START");
+    zmsg_t *reply = s_actor_reply (self->actor, 30000);
+    char *status = reply ? zmsg_popstr (reply) : NULL;
+    int rc = 0;
+    if (!status || !streq (status, "OK")) {
+        char *reason = reply ? zmsg_popstr (reply) : NULL;
+        if (err)
+            *err = reason ? reason : strdup ("consumer did not start");
+        else
+            zstr_free (&reason);
+        zactor_destroy (&self->actor);
+        rc = -1;
+    }
+    zstr_free (&status);
+    zmsg_destroy (&reply);
+    return rc;
+}
+
+void
+zr_push_consumer_stop (zr_push_consumer_t *self)
+{
+    assert (self);
+    if (!self->actor)
+        return;
+    zstr_send (self->actor, "STOP");
+    zmsg_t *reply = s_actor_reply (self->actor, ZR_PUSH_STOP_MS + 5000);
+    if (!reply)
+        zsys_warning ("pushconsumer: %s: stop did not finish",
+                      self->s.client_id);
+    zmsg_destroy (&reply);
+    zactor_destroy (&self->actor);
+}
+
+char *
+zr_push_consumer_owned (zr_push_consumer_t *self)
+{
+    assert (self);
+    if (!self->actor)
+        return strdup ("");
+    zstr_send (self->actor, "OWNED");
+    zmsg_t *reply = s_actor_reply (self->actor, 5000);
+    char *status = reply ? zmsg_popstr (reply) : NULL;
+    char *list = reply ? zmsg_popstr (reply) : NULL;
+    zstr_free (&status);
+    zmsg_destroy (&reply);
+    return list ? list : strdup ("");
+}
