@@ -32,6 +32,7 @@
 #include "store/store.h"
 #include "actors/settings.h"
 #include "broker/nslink.h"
+#include "broker/retry.h"
 #include "broker/groups.h"
 
 #define HEADER_MAX (64 * 1024)
@@ -142,6 +143,7 @@ typedef struct {
     int64_t beacons_other;
     zlistx_t *parked;       //  parked_t
     zr_store_t *store;
+    zr_retry_t *retry;      //  retry delays, next timer (broker/retry.c)
     zconfig_t *cfg;         //  our copy of the settings
     bool terminated;
     bool started;
@@ -736,35 +738,91 @@ s_cmd_ping (broker_t *self, route_t *route, const zr_obj_t *h)
     s_send_reply (self, route, NULL);
 }
 
-//  Writes the props map of a SEND header into the record encoder.
-//  Returns 0 or -1 (bad props: replied).
-static int
-s_encode_props (broker_t *self, route_t *route, const zr_obj_t *props)
+//  Appends a message to the open batch: builds its record (meta map +
+//  body), reserves its offset in topic/queue and adds it to the pending
+//  sends, answered after the commit (never when route is NULL: the
+//  broker's own appends, for retries and dead letters). props is a map
+//  of strings (or NULL/nil); extra is a NULL-ended key, value list that
+//  overrides or adds props. Returns ZR_OK, or ZR_MALFORMED (bad props)
+//  or ZR_MSG_TOO_LARGE with reason filled: nothing was added then.
+static zr_status_t
+s_msg_append (broker_t *self, route_t *route, bool oneway, topic_t *topic,
+              int queue, const char *id, const char *tags, size_t tags_len,
+              const char *keys, size_t keys_len, const zr_obj_t *props,
+              const char *const *extra, int64_t born, const void *body,
+              size_t body_size, char *reason, size_t reason_size)
 {
-    if (!props || zr_obj_is_nil (props)) {
-        zr_enc_map (self->rec, 0);
-        return 0;
+    queue_t *q = &topic->queue [queue];
+    int64_t offset = q->next;
+    char store_id [ZR_STORE_ID_MAX + 1];
+    snprintf (store_id, sizeof store_id, "%s:%s:%d:%" PRId64,
+              zr_store_group (self->store), topic->name, queue, offset);
+    zr_enc_reset (self->rec);
+    zr_enc_raw (self->rec, "\0\0\0\0", 4);
+    zr_enc_map (self->rec, 10);
+    zr_enc_kstr (self->rec, "id", id);
+    zr_enc_kstr (self->rec, "store_id", store_id);
+    zr_enc_kstr (self->rec, "topic", topic->name);
+    zr_enc_kint (self->rec, "queue", queue);
+    zr_enc_kint (self->rec, "offset", offset);
+    zr_enc_str (self->rec, "tags");
+    zr_enc_strn (self->rec, tags, tags_len);
+    zr_enc_str (self->rec, "keys");
+    zr_enc_strn (self->rec, keys, keys_len);
+    zr_enc_str (self->rec, "props");
+    if (zr_retry_encode_props (self->rec, props, extra)) {
+        snprintf (reason, reason_size,
+                  "field 'props' must be a map of strings");
+        return ZR_MALFORMED;
     }
-    if (!zr_obj_is_map (props)) {
-        s_reply_error (self, route, ZR_MALFORMED,
-                       "field 'props' must be a map of strings");
-        return -1;
+    zr_enc_kint (self->rec, "born", born);
+    zr_enc_kint (self->rec, "stored", zclock_time ());
+    size_t meta_size = zr_enc_size (self->rec) - 4;
+    if (meta_size > HEADER_MAX) {
+        snprintf (reason, reason_size,
+                  "message properties are %zu bytes, the limit is %d",
+                  meta_size, HEADER_MAX);
+        return ZR_MSG_TOO_LARGE;
     }
-    size_t n = zr_obj_size (props);
-    zr_enc_map (self->rec, n);
-    for (size_t i = 0; i < n; i++) {
-        const char *k, *v;
-        size_t klen, vlen;
-        if (zr_obj_str (zr_obj_key_at (props, i), &k, &klen)
-        ||  zr_obj_str (zr_obj_val_at (props, i), &v, &vlen)) {
-            s_reply_error (self, route, ZR_MALFORMED,
-                           "field 'props' must be a map of strings");
-            return -1;
-        }
-        zr_enc_strn (self->rec, k, klen);
-        zr_enc_strn (self->rec, v, vlen);
+    zr_enc_raw (self->rec, body, body_size);
+    uint8_t *record = (uint8_t *) zr_enc_data (self->rec);
+    record [0] = (uint8_t) (meta_size >> 24);
+    record [1] = (uint8_t) (meta_size >> 16);
+    record [2] = (uint8_t) (meta_size >> 8);
+    record [3] = (uint8_t) meta_size;
+    size_t rec_len = zr_enc_size (self->rec);
+    if (self->recbuf_size + rec_len > self->recbuf_cap) {
+        size_t cap = self->recbuf_cap ? self->recbuf_cap : 1 << 20;
+        while (cap < self->recbuf_size + rec_len)
+            cap *= 2;
+        self->recbuf = (uint8_t *) realloc (self->recbuf, cap);
+        self->recbuf_cap = cap;
     }
-    return 0;
+    size_t rec_off = self->recbuf_size;
+    memcpy (self->recbuf + rec_off, record, rec_len);
+    self->recbuf_size += rec_len;
+    q->next++;
+    q->touched = true;
+
+    if (self->pending_count == self->pending_cap) {
+        self->pending_cap = self->pending_cap ? self->pending_cap * 2 : 256;
+        self->pending = (pending_t *) realloc (
+            self->pending, sizeof (pending_t) * self->pending_cap);
+    }
+    pending_t *p = &self->pending [self->pending_count++];
+    if (route)
+        p->route = *route;
+    else
+        memset (&p->route, 0, sizeof p->route);
+    p->oneway = route ? oneway : true;
+    p->route.oneway = p->oneway;
+    snprintf (p->id, sizeof p->id, "%s", id);
+    p->topic = topic;
+    p->queue = queue;
+    p->offset = offset;
+    p->rec_off = rec_off;
+    p->rec_len = rec_len;
+    return ZR_OK;
 }
 
 static void
@@ -879,74 +937,17 @@ s_cmd_send (broker_t *self, route_t *route, const zr_obj_t *h,
     if (!*id)
         s_make_id (self, id);
 
-    //  Build the record: meta map + body
-    queue_t *q = &topic->queue [queue];
-    int64_t offset = q->next;
-    char store_id [ZR_STORE_ID_MAX + 1];
-    snprintf (store_id, sizeof store_id, "%s:%s:%d:%" PRId64,
-              zr_store_group (self->store), name, (int) queue, offset);
-    zr_enc_reset (self->rec);
-    zr_enc_raw (self->rec, "\0\0\0\0", 4);
-    zr_enc_map (self->rec, 10);
-    zr_enc_kstr (self->rec, "id", id);
-    zr_enc_kstr (self->rec, "store_id", store_id);
-    zr_enc_kstr (self->rec, "topic", name);
-    zr_enc_kint (self->rec, "queue", queue);
-    zr_enc_kint (self->rec, "offset", offset);
-    zr_enc_str (self->rec, "tags");
-    zr_enc_strn (self->rec, tags, tags_len);
-    zr_enc_str (self->rec, "keys");
-    zr_enc_strn (self->rec, keys, keys_len);
-    zr_enc_str (self->rec, "props");
-    if (s_encode_props (self, route, zr_obj_get (h, "props"))) {
+    char reason [256];
+    zr_status_t status = s_msg_append (
+        self, route, oneway, topic, (int) queue, id, tags, tags_len, keys,
+        keys_len, zr_obj_get (h, "props"), NULL, born,
+        zmq_msg_data (&bodies [0]), body_size, reason, sizeof reason);
+    if (status != ZR_OK) {
         s_client_release (self, route);
+        s_reply_error (self, route, status, "%s", reason);
         goto rejected;
     }
-    zr_enc_kint (self->rec, "born", born);
-    zr_enc_kint (self->rec, "stored", zclock_time ());
-    size_t meta_size = zr_enc_size (self->rec) - 4;
-    if (meta_size > HEADER_MAX) {
-        s_client_release (self, route);
-        s_reply_error (self, route, ZR_MSG_TOO_LARGE,
-                       "message properties are %zu bytes, the limit is %d",
-                       meta_size, HEADER_MAX);
-        goto rejected;
-    }
-    zr_enc_raw (self->rec, zmq_msg_data (&bodies [0]), body_size);
-    uint8_t *record = (uint8_t *) zr_enc_data (self->rec);
-    record [0] = (uint8_t) (meta_size >> 24);
-    record [1] = (uint8_t) (meta_size >> 16);
-    record [2] = (uint8_t) (meta_size >> 8);
-    record [3] = (uint8_t) meta_size;
-    size_t rec_len = zr_enc_size (self->rec);
-    if (self->recbuf_size + rec_len > self->recbuf_cap) {
-        size_t cap = self->recbuf_cap ? self->recbuf_cap : 1 << 20;
-        while (cap < self->recbuf_size + rec_len)
-            cap *= 2;
-        self->recbuf = (uint8_t *) realloc (self->recbuf, cap);
-        self->recbuf_cap = cap;
-    }
-    size_t rec_off = self->recbuf_size;
-    memcpy (self->recbuf + rec_off, record, rec_len);
-    self->recbuf_size += rec_len;
-    q->next++;
-    q->touched = true;
     self->stats.bytes_in += body_size;
-
-    if (self->pending_count == self->pending_cap) {
-        self->pending_cap = self->pending_cap ? self->pending_cap * 2 : 256;
-        self->pending = (pending_t *) realloc (
-            self->pending, sizeof (pending_t) * self->pending_cap);
-    }
-    pending_t *p = &self->pending [self->pending_count++];
-    p->route = *route;
-    p->oneway = oneway;
-    strcpy (p->id, id);
-    p->topic = topic;
-    p->queue = (int) queue;
-    p->offset = offset;
-    p->rec_off = rec_off;
-    p->rec_len = rec_len;
     if (self->recbuf_size >= BATCH_BYTES_MAX)
         s_batch_commit (self);
     return;
@@ -2099,6 +2100,526 @@ s_cmd_reset_offset (broker_t *self, route_t *route, const zr_obj_t *h)
 }
 
 //  --------------------------------------------------------------------
+//  Retry and dead letters (protocol.md section 11). The logic that needs
+//  no broker state is in broker/retry.c.
+
+//  The retry or dead-letter topic name of a group ("%RETRY%" or "%DLQ%"
+//  + group). Returns 0, or -1 when the name would be too long.
+static int
+s_group_topic (char *buf, const char *prefix, const char *group)
+{
+    size_t plen = strlen (prefix), glen = strlen (group);
+    if (plen + glen > ZR_NAME_MAX)
+        return -1;
+    memcpy (buf, prefix, plen);
+    memcpy (buf + plen, group, glen + 1);
+    return 0;
+}
+
+//  Finds a retry or dead-letter topic, creating it with one queue (auto-
+//  create setting or not). NULL on a store error.
+static topic_t *
+s_group_topic_get (broker_t *self, const char *name)
+{
+    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
+    if (!topic) {
+        const char *reason = NULL;
+        topic = s_topic_create (self, name, 1, &reason);
+        if (!topic)
+            zsys_error ("broker: cannot create %s: %s", name, reason);
+    }
+    return topic;
+}
+
+//  Appends a message given as a message map (a stored record's meta or a
+//  timer value: id, tags, keys, born, props) plus extra props and body
+//  to topic, with no reply. The id is kept (a missing or bad one gets a
+//  new id).
+static zr_status_t
+s_append_from_map (broker_t *self, topic_t *topic, const zr_obj_t *map,
+                   const char *const *extra, const void *body,
+                   size_t body_size, char *reason, size_t reason_size)
+{
+    char id [ZR_MSG_ID_LEN + 1];
+    const char *s = "", *tags = "", *keys = "";
+    size_t len = 0, tags_len = 0, keys_len = 0;
+    if (zr_field_str (map, "id", &s, &len) == ZR_FIELD_OK
+    &&  s_valid_id (s, len)) {
+        memcpy (id, s, len);
+        id [len] = 0;
+    }
+    else
+        s_make_id (self, id);
+    if (zr_field_str (map, "tags", &tags, &tags_len) != ZR_FIELD_OK) {
+        tags = "";
+        tags_len = 0;
+    }
+    if (zr_field_str (map, "keys", &keys, &keys_len) != ZR_FIELD_OK) {
+        keys = "";
+        keys_len = 0;
+    }
+    int64_t born = 0;
+    if (zr_field_int (map, "born", &born) != ZR_FIELD_OK || born < 0)
+        born = 0;
+    int queue = (int) (topic->round_robin++ % (uint32_t) topic->queues);
+    return s_msg_append (self, NULL, true, topic, queue, id, tags, tags_len,
+                         keys, keys_len, zr_obj_get (map, "props"), extra,
+                         born, body, body_size, reason, reason_size);
+}
+
+//  Drops the open batch and the offsets its appends reserved.
+static void
+s_retry_rollback (broker_t *self)
+{
+    for (size_t i = 0; i < self->pending_count; i++) {
+        pending_t *p = &self->pending [i];
+        p->topic->queue [p->queue].next = p->topic->queue [p->queue].max;
+    }
+    self->pending_count = 0;
+    self->recbuf_size = 0;
+    zr_store_abort (self->store);
+}
+
+//  Commits the open batch; returns 0 when it was stored (or empty).
+static int
+s_retry_commit (broker_t *self)
+{
+    uint64_t seq = zr_store_seq (self->store);
+    bool work = zr_store_batch_ops (self->store) > 0
+             || self->pending_count > 0;
+    s_batch_commit (self);
+    return !work || zr_store_seq (self->store) != seq ? 0 : -1;
+}
+
+static int
+s_retry_configure (broker_t *self, char **err)
+{
+    zr_retry_destroy (&self->retry);
+    self->retry = zr_retry_new (
+        zr_setting_get (self->cfg, "broker", zr_broker_settings,
+                        "retry-delays"),
+        zr_setting_get (self->cfg, "broker", zr_broker_settings,
+                        "max-reconsume"), err);
+    return self->retry ? 0 : -1;
+}
+
+//  Reads group into buf, also checking that its retry and DLQ topic
+//  names fit. Returns 0 or replies and returns -1.
+static int
+s_need_group (broker_t *self, route_t *route, const zr_obj_t *h,
+              char *buf)
+{
+    if (s_need_name (self, route, h, "group", buf))
+        return -1;
+    char name [ZR_NAME_MAX + 1];
+    if (s_group_topic (name, "%RETRY%", buf)) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "group name '%.40s...' is too long: its retry topic "
+                       "%%RETRY%%GROUP must fit in %d characters", buf,
+                       ZR_NAME_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_cmd_send_back (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char group [ZR_NAME_MAX + 2];
+    int64_t queue, offset;
+    if (s_need_group (self, route, h, group))
+        return;
+    topic_t *topic = s_need_queue (self, route, h, &queue);
+    if (!topic
+    ||  s_need_int (self, route, h, "offset", &offset, true, 0, 0,
+                    INT64_MAX))
+        return;
+    const char *error = NULL;
+    size_t error_len = 0;
+    int rc = zr_field_str (h, "error", &error, &error_len);
+    if (rc == ZR_FIELD_TYPE) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "field 'error' must be a string");
+        return;
+    }
+    if (rc != ZR_FIELD_OK)
+        error = NULL;
+    bool dlq = false;
+    if (zr_field_bool (h, "dlq", &dlq) == ZR_FIELD_TYPE) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "field 'dlq' must be a boolean");
+        return;
+    }
+    if (self->disk_full) {
+        s_reply_error (self, route, ZR_DISK_FULL,
+                       "free disk space is below the threshold; not done");
+        return;
+    }
+    void *record = NULL;
+    size_t size = 0;
+    rc = zr_store_get (self->store, topic->name, (int) queue, offset,
+                       &record, &size);
+    if (rc == 1) {
+        s_reply_error (self, route, ZR_NOT_FOUND,
+                       "no message at %s/%d offset %" PRId64, topic->name,
+                       (int) queue, offset);
+        return;
+    }
+    const void *meta = NULL, *body = NULL;
+    size_t meta_size = 0, body_size = 0;
+    zr_hdr_t *hdr = NULL;
+    if (rc == 0
+    &&  zr_retry_record_split (record, size, &meta, &meta_size, &body,
+                               &body_size) == 0)
+        hdr = zr_hdr_decode (meta, meta_size, NULL);
+    if (!hdr || !zr_obj_is_map (zr_hdr_root (hdr))) {
+        s_reply_error (self, route, ZR_STORE_ERROR,
+                       "cannot read %s/%d offset %" PRId64 " (damaged "
+                       "record?)", topic->name, (int) queue, offset);
+        goto done;
+    }
+    const zr_obj_t *map = zr_hdr_root (hdr);
+    zr_retry_history_t history;
+    int64_t attempts = zr_retry_history (&history, map, error, error_len,
+                                         -1);
+    bool to_dlq = dlq || attempts > zr_retry_max_reconsume (self->retry);
+    char name [ZR_NAME_MAX + 1];
+    s_group_topic (name, to_dlq ? "%DLQ%" : "%RETRY%", group);
+    //  The retry topic exists from the first SEND_BACK, so members can
+    //  long-poll it before anything is due.
+    topic_t *target = s_group_topic_get (self, name);
+    if (!target) {
+        s_reply_error (self, route, ZR_STORE_ERROR,
+                       "cannot create topic '%s'", name);
+        goto done;
+    }
+    char reason [256];
+    zr_status_t status = ZR_OK;
+    int64_t due = 0;
+    if (to_dlq)
+        status = s_append_from_map (self, target, map, history.kv, body,
+                                    body_size, reason, sizeof reason);
+    else {
+        zr_enc_t *enc = zr_enc_new ();
+        if (zr_retry_timer_encode (enc, name, map, history.kv, body,
+                                   body_size)) {
+            status = ZR_STORE_ERROR;
+            snprintf (reason, sizeof reason, "stored message has bad props");
+        }
+        else {
+            due = zclock_time () + zr_retry_delay (self->retry, attempts);
+            zr_store_batch_timer_put (self->store, due, zr_enc_data (enc),
+                                      zr_enc_size (enc), NULL);
+        }
+        zr_enc_destroy (&enc);
+    }
+    if (status != ZR_OK) {
+        s_retry_rollback (self);
+        s_reply_error (self, route, status, "%s", reason);
+        goto done;
+    }
+    if (s_retry_commit (self)) {
+        s_reply_error (self, route, ZR_STORE_ERROR,
+                       "store write failed; not done, retry");
+        goto done;
+    }
+    if (!to_dlq)
+        zr_retry_timer_added (self->retry, due);
+    s_reply_begin (self, route, ZR_OK, NULL, 2);
+    zr_enc_kint (self->enc, "attempts", attempts);
+    zr_enc_kbool (self->enc, "dlq", to_dlq);
+    s_send_reply (self, route, NULL);
+done:
+    zr_hdr_destroy (&hdr);
+    free (record);
+}
+
+//  Time to the next timer, ms (-1: none).
+static int64_t
+s_retry_timeout (broker_t *self)
+{
+    if (!self->started || !self->retry)
+        return -1;
+    int64_t due = zr_retry_next_due (self->retry, self->store);
+    if (due == -1)
+        return -1;
+    int64_t left = due - zclock_time ();
+    return left < 0 ? 0 : left;
+}
+
+//  A due timer, copied out of the store.
+typedef struct {
+    uint8_t key [ZR_STORE_TIMER_KEY];
+    zchunk_t *value;
+} due_t;
+
+static void
+s_due_collect (const void *key, size_t key_size, int64_t due,
+               const void *value, size_t size, void *arg)
+{
+    zlistx_t *list = (zlistx_t *) arg;
+    due_t *d = (due_t *) zmalloc (sizeof (due_t));
+    memcpy (d->key, key, ZR_STORE_TIMER_KEY);
+    d->value = zchunk_new (value, size);
+    zlistx_add_end (list, d);
+}
+
+//  Moves due timers (up to ZR_RETRY_FIRE_MAX per turn) to their target
+//  topics: each append and its timer's delete are in one batch, so a
+//  crash neither loses nor repeats a retry.
+static void
+s_retry_fire (broker_t *self)
+{
+    if (!self->retry)
+        return;
+    int64_t now = zclock_time ();
+    int64_t next = zr_retry_next_due (self->retry, self->store);
+    if (next == -1 || next > now)
+        return;
+    zlistx_t *list = zlistx_new ();
+    int count = zr_store_timer_read (self->store, now, ZR_RETRY_FIRE_MAX,
+                                     s_due_collect, list);
+    bool failed = count < 0;
+    due_t *d = (due_t *) zlistx_first (list);
+    while (d && !failed) {
+        zr_hdr_t *hdr = NULL;
+        char name [ZR_NAME_MAX + 1];
+        const void *body = NULL;
+        size_t body_size = 0;
+        if (zr_retry_timer_decode (zchunk_data (d->value),
+                                   zchunk_size (d->value), &hdr, name,
+                                   &body, &body_size)
+        ||  !s_valid_name (name, strlen (name)))
+            zsys_error ("broker: dropping a damaged retry timer (%zu "
+                        "bytes)", zchunk_size (d->value));
+        else {
+            topic_t *topic = s_group_topic_get (self, name);
+            if (!topic) {
+                failed = true;
+                zr_hdr_destroy (&hdr);
+                break;
+            }
+            char reason [256];
+            if (s_append_from_map (self, topic, zr_hdr_root (hdr), NULL,
+                                   body, body_size, reason, sizeof reason))
+                zsys_error ("broker: dropping a retry to %s: %s", name,
+                            reason);
+        }
+        zr_store_batch_timer_delete (self->store, d->key,
+                                     ZR_STORE_TIMER_KEY);
+        zr_hdr_destroy (&hdr);
+        d = (due_t *) zlistx_next (list);
+    }
+    if (!failed && s_retry_commit (self))
+        failed = true;
+    //  After a failure try again in a second; else re-read the next due.
+    zr_retry_timers_changed (self->retry, failed ? now + 1000 : -1);
+    d = (due_t *) zlistx_first (list);
+    while (d) {
+        zchunk_destroy (&d->value);
+        free (d);
+        d = (due_t *) zlistx_next (list);
+    }
+    zlistx_destroy (&list);
+}
+
+//  Walks the unresent dead letters of a group, oldest first.
+typedef struct {
+    broker_t *self;
+    const char *group;
+    int max;                //  most to visit
+    int count;              //  visited (listed or resent)
+    int64_t last;           //  last offset read
+    bool damaged;
+    bool resend;            //  DLQ_RESEND: append to retry, mark
+    const zr_obj_t *ids;    //  resend only these ids (NULL: all)
+    topic_t *retry;         //  resend target
+    bool failed;            //  resend append failed
+} dlq_walk_t;
+
+static bool
+s_id_listed (const zr_obj_t *ids, const char *id, size_t len)
+{
+    for (size_t i = 0; i < zr_obj_size (ids); i++) {
+        const char *s;
+        size_t slen;
+        if (zr_obj_str (zr_obj_at (ids, i), &s, &slen) == ZR_FIELD_OK
+        &&  slen == len && memcmp (s, id, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void
+s_dlq_visit (int64_t offset, const void *record, size_t size, void *arg)
+{
+    dlq_walk_t *w = (dlq_walk_t *) arg;
+    w->last = offset;
+    if (w->damaged || w->failed || w->count >= w->max)
+        return;
+    const void *meta, *body;
+    size_t meta_size, body_size;
+    if (zr_retry_record_split (record, size, &meta, &meta_size, &body,
+                               &body_size)) {
+        w->damaged = true;
+        return;
+    }
+    zr_hdr_t *hdr = zr_hdr_decode (meta, meta_size, NULL);
+    const zr_obj_t *map = hdr ? zr_hdr_root (hdr) : NULL;
+    const char *id = "";
+    size_t id_len = 0;
+    if (!map || zr_field_str (map, "id", &id, &id_len) != ZR_FIELD_OK) {
+        zr_hdr_destroy (&hdr);
+        w->damaged = true;
+        return;
+    }
+    char mark [ZR_NAME_MAX + 128];
+    zr_retry_mark_name (mark, sizeof mark, w->group, offset, id, id_len);
+    int marked = zr_store_mark_exists (w->self->store, mark);
+    if (marked < 0)
+        w->damaged = true;
+    else
+    if (marked == 0 && !w->resend) {
+        zchunk_extend (w->self->scratch, meta, meta_size);
+        zlistx_add_end (w->self->bodies, zframe_new (body, body_size));
+        w->count++;
+    }
+    else
+    if (marked == 0 && (!w->ids || s_id_listed (w->ids, id, id_len))) {
+        zr_retry_history_t history;
+        zr_retry_history (&history, map, NULL, 0, 0);
+        char reason [256];
+        if (s_append_from_map (w->self, w->retry, map, history.kv, body,
+                               body_size, reason, sizeof reason)) {
+            zsys_error ("broker: resend of dead letter %s: %s", mark,
+                        reason);
+            w->failed = true;
+        }
+        else {
+            zr_store_batch_mark_put (w->self->store, mark);
+            w->count++;
+        }
+    }
+    zr_hdr_destroy (&hdr);
+}
+
+//  Walks the dead letters of topic dlq. Returns 0 or -1 (read error or
+//  damaged record).
+static int
+s_dlq_walk (broker_t *self, topic_t *dlq, dlq_walk_t *w)
+{
+    for (int q = 0; q < dlq->queues && w->count < w->max; q++) {
+        int64_t offset = dlq->queue [q].min;
+        while (offset < dlq->queue [q].max && w->count < w->max) {
+            w->last = -1;
+            int n = zr_store_read (self->store, dlq->name, q, offset, 256,
+                                   SIZE_MAX, s_dlq_visit, w);
+            if (n < 0 || w->damaged || w->failed)
+                return -1;
+            if (n == 0 || w->last < offset)
+                break;
+            offset = w->last + 1;
+            if (w->resend && self->recbuf_size >= BATCH_BYTES_MAX
+            &&  s_retry_commit (self))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+s_cmd_dlq_list (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char group [ZR_NAME_MAX + 2];
+    int64_t max_count;
+    if (s_need_group (self, route, h, group)
+    ||  s_need_int (self, route, h, "max_count", &max_count, false, 100, 1,
+                    PULL_COUNT_MAX))
+        return;
+    char name [ZR_NAME_MAX + 1];
+    s_group_topic (name, "%DLQ%", group);
+    zchunk_set (self->scratch, "", 0);
+    zlistx_purge (self->bodies);
+    dlq_walk_t w = { self, group, (int) max_count, 0, -1, false, false,
+                     NULL, NULL, false };
+    topic_t *dlq = (topic_t *) zhashx_lookup (self->topics, name);
+    if (dlq && s_dlq_walk (self, dlq, &w)) {
+        zlistx_purge (self->bodies);
+        s_reply_error (self, route, ZR_STORE_ERROR,
+                       "cannot read %s (damaged record?)", name);
+        return;
+    }
+    s_reply_begin (self, route, ZR_OK, NULL, 1);
+    zr_enc_str (self->enc, "msgs");
+    zr_enc_array (self->enc, (size_t) w.count);
+    zr_enc_raw (self->enc, zchunk_data (self->scratch),
+                zchunk_size (self->scratch));
+    s_send_reply (self, route, self->bodies);
+    zlistx_purge (self->bodies);
+}
+
+static void
+s_cmd_dlq_resend (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char group [ZR_NAME_MAX + 2];
+    if (s_need_group (self, route, h, group))
+        return;
+    const zr_obj_t *ids = zr_obj_get (h, "ids");
+    if (ids && zr_obj_is_nil (ids))
+        ids = NULL;
+    if (ids && !zr_obj_is_array (ids)) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "field 'ids' must be an array of message ids");
+        return;
+    }
+    for (size_t i = 0; ids && i < zr_obj_size (ids); i++) {
+        const char *s;
+        size_t len;
+        if (zr_obj_str (zr_obj_at (ids, i), &s, &len) != ZR_FIELD_OK) {
+            s_reply_error (self, route, ZR_MALFORMED,
+                           "field 'ids' must be an array of message ids");
+            return;
+        }
+        if (!s_valid_id (s, len)) {
+            s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                           "'%.*s' is not a message id (%d hex digits)",
+                           (int) (len > 40 ? 40 : len), s, ZR_MSG_ID_LEN);
+            return;
+        }
+    }
+    if (self->disk_full) {
+        s_reply_error (self, route, ZR_DISK_FULL,
+                       "free disk space is below the threshold; not done");
+        return;
+    }
+    char name [ZR_NAME_MAX + 1];
+    s_group_topic (name, "%DLQ%", group);
+    topic_t *dlq = (topic_t *) zhashx_lookup (self->topics, name);
+    dlq_walk_t w = { self, group, INT_MAX, 0, -1, false, true, ids, NULL,
+                     false };
+    if (dlq && (!ids || zr_obj_size (ids) > 0)) {
+        char retry [ZR_NAME_MAX + 1];
+        s_group_topic (retry, "%RETRY%", group);
+        w.retry = s_group_topic_get (self, retry);
+        if (!w.retry) {
+            s_reply_error (self, route, ZR_STORE_ERROR,
+                           "cannot create topic '%s'", retry);
+            return;
+        }
+        if (s_dlq_walk (self, dlq, &w) || s_retry_commit (self)) {
+            s_retry_rollback (self);
+            s_reply_error (self, route, ZR_STORE_ERROR,
+                           "cannot resend from %s (store error or damaged "
+                           "record)", name);
+            return;
+        }
+    }
+    s_reply_begin (self, route, ZR_OK, NULL, 1);
+    zr_enc_kint (self->enc, "resent", w.count);
+    s_send_reply (self, route, NULL);
+}
+
+//  --------------------------------------------------------------------
 //  Reading requests
 
 //  Handles one request: frames[0] is the identity.
@@ -2234,6 +2755,15 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
     else
     if (streq (cmd, "GET_MSG"))
         s_cmd_get_msg (self, &route, h);
+    else
+    if (streq (cmd, "SEND_BACK"))
+        s_cmd_send_back (self, &route, h);
+    else
+    if (streq (cmd, "DLQ_LIST"))
+        s_cmd_dlq_list (self, &route, h);
+    else
+    if (streq (cmd, "DLQ_RESEND"))
+        s_cmd_dlq_resend (self, &route, h);
     else
     if (streq (cmd, "HEARTBEAT"))
         s_cmd_heartbeat (self, &route, h);
@@ -2436,6 +2966,8 @@ s_configure (broker_t *self, char **err)
         return -1;
     self->heartbeat_ms = (int) heartbeat;
     self->beacon_port = (int) beacon_port;
+    if (s_retry_configure (self, err))
+        return -1;
     int64_t member_hb, member_expiry, lease;
     if (s_setting_int (self, "member-heartbeat-ms", 10, 3600000, &member_hb,
                        err)
@@ -2664,6 +3196,9 @@ zr_broker_actor (zsock_t *pipe, void *args)
             if (left < timeout)
                 timeout = left < 0 ? 0 : (long) left;
         }
+        int64_t retry_left = s_retry_timeout (self);     //  next timer
+        if (retry_left != -1 && retry_left < timeout)
+            timeout = (long) retry_left;
         if (self->started) {        //  group member expiry pass
             int64_t left = self->groups_checked + s_groups_period (self)
                          - zclock_mono ();
@@ -2685,6 +3220,7 @@ zr_broker_actor (zsock_t *pipe, void *args)
                 s_nslink_event (self);
             if (zlistx_size (self->waiters))
                 s_serve_waiters (self, true);
+            s_retry_fire (self);
             if (zclock_mono () - self->disk_checked >= DISK_CHECK_MS)
                 s_check_disk (self);
             if (zclock_mono () - self->groups_checked
@@ -2722,6 +3258,7 @@ zr_broker_actor (zsock_t *pipe, void *args)
     zlistx_destroy (&self->parked);
     zsock_destroy (&self->router);
     zr_store_destroy (&self->store);
+    zr_retry_destroy (&self->retry);
     zr_groups_destroy (&self->groups);
     zhashx_destroy (&self->topics);
     zhashx_destroy (&self->clients);
