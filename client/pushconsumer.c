@@ -348,16 +348,16 @@ s_entry_remove (self_t *self, pqueue_t *q, entry_t *e)
 static void
 s_drop_buffered (self_t *self, pqueue_t *q)
 {
-    entry_t *e = (entry_t *) zlistx_first (q->entries);
-    while (e) {
-        entry_t *next = (entry_t *) zlistx_next (q->entries);
+    for (entry_t *e = (entry_t *) zlistx_first (q->entries); e;
+         e = (entry_t *) zlistx_next (q->entries))
         if (e->state == E_BUFFERED) {
             if (q->next_pull < 0 || e->offset < q->next_pull)
                 q->next_pull = e->offset;
-            s_entry_remove (self, q, e);
+            s_entry_set (self, q, e, E_DONE);
+            //  detach_cur moves the cursor back: iterating goes on
+            zlistx_detach_cur (q->entries);
+            s_entry_destroy (&e);
         }
-        e = next;
-    }
     s_pop_done (q);
     q->epoch++;
 }
@@ -397,6 +397,10 @@ s_broker_destroy (broker_t **b_p)
     if (!b)
         return;
     zr_client_destroy (&b->client);
+    //  The table has no destructor: replies take their entry out first.
+    for (void *p = zhashx_first (b->pending); p;
+         p = zhashx_next (b->pending))
+        free (p);
     zhashx_destroy (&b->pending);
     btopic_t *t = (btopic_t *) zlistx_first (b->topics);
     while (t) {
@@ -418,13 +422,6 @@ s_broker_destroy (broker_t **b_p)
     *b_p = NULL;
 }
 
-static void
-s_pending_free (void **item)
-{
-    free (*item);
-    *item = NULL;
-}
-
 static broker_t *
 s_broker_new (self_t *self, const char *name, const char *endpoint)
 {
@@ -438,7 +435,6 @@ s_broker_new (self_t *self, const char *name, const char *endpoint)
     b->endpoint = strdup (endpoint);
     b->client = client;
     b->pending = zhashx_new ();
-    zhashx_set_destructor (b->pending, s_pending_free);
     b->topics = zlistx_new ();
     b->queues = zlistx_new ();
     b->members = zlist_new ();
@@ -1115,7 +1111,7 @@ s_broker_recv (self_t *self, broker_t *b)
         snprintf (key, sizeof (key), "%" PRIu64, zr_reply_rid (r));
         pending_t *p = (pending_t *) zhashx_lookup (b->pending, key);
         if (p) {
-            zhashx_freefn (b->pending, key, NULL);
+            zhashx_delete (b->pending, key);
             s_on_reply (self, b, p, r);
             free (p);
         }
@@ -1136,7 +1132,6 @@ s_expire (self_t *self, broker_t *b, int64_t now)
     for (char *key = (char *) zlist_first (late); key;
          key = (char *) zlist_next (late)) {
         pending_t *p = (pending_t *) zhashx_lookup (b->pending, key);
-        zhashx_freefn (b->pending, key, NULL);
         zhashx_delete (b->pending, key);
         s_on_reply (self, b, p, NULL);
         free (p);
