@@ -998,7 +998,6 @@ s_on_pull (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
     if (st == ZR_OFFSET_OUT_OF_RANGE) {
         int64_t min = s_int (r, "min", 0), max = s_int (r, "max", 0);
         q->next_pull = q->next_pull < min ? min : max;
-        q->skip_before = q->skip_before;
     }
     else
     if (st == ZR_LEASE_INVALID)
@@ -1400,7 +1399,8 @@ s_start (self_t *self)
         s_file_load (self);
     }
     //  Handler threads
-    self->threads = (pthread_t *) zmalloc (self->s.threads * sizeof (pthread_t));
+    self->threads =
+        (pthread_t *) zmalloc (self->s.threads * sizeof (pthread_t));
     for (int i = 0; i < self->s.threads; i++) {
         if (pthread_create (&self->threads [i], NULL, s_worker, &self->pool)
             != 0)
