@@ -17,6 +17,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE             //  strptime, timegm
 #endif
+#include <pthread.h>
 #include <time.h>
 #include "actors/cli.h"
 #include "client/client.h"
@@ -27,8 +28,8 @@
 
 static const zr_cli_opt_t s_opts [] = {
     { "topic", "TOPIC", "topic to read (required)" },
-    { "group", "GROUP", "consumer group: start at its committed offsets "
-                        "and commit" },
+    { "group", "GROUP", "join this consumer group: share the queues with "
+                        "its other members, commit offsets" },
     { "from", "WHERE", "first | last (default) | TIME: where to start" },
     { "count", "N", "stop after N messages (exit 2 if fewer arrive)" },
     { "timeout", "SECONDS", "stop after this long without a message "
@@ -267,6 +268,141 @@ s_route_sources (s_consume_t *self, const char *nameservers, bool quiet,
     return masters;
 }
 
+//  --------------------------------------------------------------------
+//  consume --group: a member of the consumer group, through the push
+//  consumer (orderly, one handler thread, so each queue's bodies print
+//  in queue order and the process prints one message at a time).
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;        //  on CLOCK_MONOTONIC
+    bool has_count;
+    int64_t count;
+    int64_t printed;
+    int64_t last_msg;           //  zclock_mono of the last message
+    bool done;                  //  --count reached
+    bool stopping;              //  main thread is stopping the consumer
+} s_member_t;
+
+//  The handler. After --count messages it prints nothing more: a message
+//  that arrives then waits until the main thread stops the consumer and
+//  goes back unconsumed (RETRY in orderly mode: the offset stays before
+//  it, so the group's next member gets it).
+static zr_consume_result_t
+s_member_handler (zr_message_t *msg, void *arg)
+{
+    s_member_t *self = (s_member_t *) arg;
+    pthread_mutex_lock (&self->lock);
+    if (self->done) {
+        while (!self->stopping)
+            pthread_cond_wait (&self->cond, &self->lock);
+        pthread_mutex_unlock (&self->lock);
+        //  The main thread has sent STOP, after which the consumer hands
+        //  out no more messages; give it a moment to handle it, so that
+        //  this RETRY (an in-place retry in orderly mode) is not followed
+        //  by more attempts of the same message
+        zclock_sleep (100);
+        return ZR_CONSUME_RETRY;
+    }
+    fwrite (zr_message_body (msg), 1, zr_message_size (msg), stdout);
+    fputc ('\n', stdout);
+    fflush (stdout);
+    self->printed++;
+    self->last_msg = zclock_mono ();
+    if (self->has_count && self->printed >= self->count)
+        self->done = true;
+    pthread_cond_broadcast (&self->cond);
+    pthread_mutex_unlock (&self->lock);
+    return ZR_CONSUME_SUCCESS;
+}
+
+//  Runs consume --group. from: first, last or ms since the epoch as
+//  text. Returns the exit status.
+static int
+s_consume_group (zr_cli_fabric_t *fabric, const char *topic,
+                 const char *group, const char *from, bool has_count,
+                 int64_t count, int64_t idle_ms)
+{
+    s_member_t self;
+    memset (&self, 0, sizeof self);
+    self.has_count = has_count;
+    self.count = count;
+    pthread_mutex_init (&self.lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init (&attr);
+    pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+    pthread_cond_init (&self.cond, &attr);
+    pthread_condattr_destroy (&attr);
+
+    char *where = fabric->nameservers ? strdup (fabric->nameservers)
+                : zsys_sprintf ("broker:%s", fabric->broker);
+    int rc = 1;
+    char *err = NULL;
+    zr_push_consumer_t *consumer = zr_push_consumer_new (where, group);
+    if (!consumer) {
+        fprintf (stderr, "zrocket consume: --group: '%s' is not a group "
+                 "name\n", group);
+        rc = 2;
+        goto done;
+    }
+    if (zr_push_consumer_set_orderly (consumer, true)
+    ||  zr_push_consumer_set_threads (consumer, 1)
+    ||  zr_push_consumer_set_from (consumer, from)) {
+        fprintf (stderr, "zrocket consume: the push consumer refused "
+                 "--from '%s'\n", from);
+        rc = 2;
+        goto done;
+    }
+    //  Our handler never fails a message: a RETRY only hands one back at
+    //  stop, so in-place retries must not run out into the DLQ meanwhile
+    zr_push_consumer_set_max_retries (consumer, 1000);
+    if (zr_push_consumer_subscribe (consumer, topic)) {
+        fprintf (stderr, "zrocket consume: --topic: '%s' is not a topic "
+                 "name\n", topic);
+        rc = 2;
+        goto done;
+    }
+    self.last_msg = zclock_mono ();
+    if (zr_push_consumer_start (consumer, s_member_handler, &self, &err)) {
+        fprintf (stderr, "zrocket consume: %s\n",
+                 err ? err : "cannot join the group");
+        goto done;
+    }
+    pthread_mutex_lock (&self.lock);
+    self.last_msg = zclock_mono ();
+    while (!self.done && !zsys_interrupted) {
+        int64_t left = self.last_msg + idle_ms - zclock_mono ();
+        if (left <= 0)
+            break;
+        //  Wake at least every 200 ms to see a SIGINT
+        if (left > 200)
+            left = 200;
+        struct timespec ts;
+        clock_gettime (CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait (&self.cond, &self.lock, &ts);
+    }
+    //  From now on the handler prints nothing
+    self.done = true;
+    self.stopping = true;
+    pthread_cond_broadcast (&self.cond);
+    pthread_mutex_unlock (&self.lock);
+    zr_push_consumer_stop (consumer);
+    rc = has_count && self.printed < count ? 2 : 0;
+done:
+    zr_push_consumer_destroy (&consumer);
+    zstr_free (&err);
+    free (where);
+    pthread_cond_destroy (&self.cond);
+    pthread_mutex_destroy (&self.lock);
+    return rc;
+}
+
 int
 zr_cli_consume (int argc, char **argv)
 {
@@ -289,9 +425,13 @@ zr_cli_consume (int argc, char **argv)
             "                       [--count N] [--timeout SECONDS]",
             "Prints one message body per line, in queue order per queue.\n"
             "Without --group it reads every queue of the topic from --from\n"
-            "and commits nothing. With --group, --from applies only to\n"
-            "queues where the group has no committed offset, and offsets\n"
-            "are committed after each batch printed.\n"
+            "and commits nothing. With --group it joins the consumer group\n"
+            "GROUP: the group's running members share the topic's queues\n"
+            "(each message is printed by one of them; queues move between\n"
+            "members as they come and go), offsets are committed on the\n"
+            "broker, and --from applies only to queues where the group has\n"
+            "no committed offset. `zrocket group status GROUP` shows the\n"
+            "members, who owns which queue and the lag.\n"
             "--from first: each queue's oldest message; last (default): only\n"
             "messages stored from now on; TIME (ms since the epoch, or local\n"
             "time like 2026-11-22T10:00:00, Z for UTC): messages stored at or\n"
@@ -348,6 +488,14 @@ zr_cli_consume (int argc, char **argv)
     if (rc)
         goto done;
     rc = 1;
+    if (self.group) {
+        char *from = since >= 0 ? zsys_sprintf ("%" PRId64, since)
+                                : strdup (self.from);
+        rc = s_consume_group (&fabric, topic, self.group, from, has_count,
+                              count, idle_ms);
+        free (from);
+        goto done;
+    }
     self.timeout_ms = fabric.timeout_ms;
     const char *ns = fabric.nameservers;
     int64_t next_refresh = 0;

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 #  tests/e2e/test_install.sh - installs the build into a private prefix,
-#  builds examples/c/embedded.c against it the way a user would (its
-#  Makefile: pkg-config --cflags --libs zrocket), and runs it: an
+#  builds the examples in examples/c against it the way a user would (their
+#  Makefile: pkg-config --cflags --libs zrocket), and runs embedded.c: an
 #  application that embeds the broker and sends and reads back 10 messages
-#  over inproc.
+#  over inproc. The consumer-group examples (cluster_consumer,
+#  broadcast_consumer, ordered_producer, ordered_consumer) are compiled
+#  and linked; ordered_producer/ordered_consumer also run against the
+#  installed `zrocket dev`.
 #
 #  ctest sets ZR_BUILD_DIR and ZR_SOURCE_DIR.
 set -euo pipefail
@@ -12,7 +15,8 @@ set -euo pipefail
 : "${ZR_SOURCE_DIR:?ZR_SOURCE_DIR must point at the source tree}"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/zr-test-install.XXXXXX")
-trap 'rm -rf "$T"' EXIT
+DEV_PID=
+trap '[ -z "$DEV_PID" ] || kill -KILL "$DEV_PID" 2>/dev/null; rm -rf "$T"' EXIT
 
 fail () {
     echo "test_install: FAIL: $*" >&2
@@ -42,13 +46,18 @@ PC_LIBDIR=$(pkg-config --variable=libdir zrocket) \
 [ "$(realpath -m "$PC_LIBDIR")" = "$(realpath -m "$LIBDIR")" ] \
     || fail "zrocket.pc says libdir=$PC_LIBDIR but the library was installed in $LIBDIR (the .pc is not relocated by cmake --install --prefix)"
 
-#  Build the example with its own Makefile, as a user would.
+#  Build the examples with their own Makefile, as a user would.
+EXAMPLES="embedded cluster_consumer broadcast_consumer ordered_producer ordered_consumer"
 mkdir "$T/c"
-cp "$ZR_SOURCE_DIR/examples/c/embedded.c" "$ZR_SOURCE_DIR/examples/c/Makefile" \
-    "$T/c/"
+cp "$ZR_SOURCE_DIR/examples/c/Makefile" "$T/c/"
+for ex in $EXAMPLES; do
+    cp "$ZR_SOURCE_DIR/examples/c/$ex.c" "$T/c/"
+done
 make -C "$T/c" > "$T/make.log" 2>&1 \
-    || { cat "$T/make.log" >&2; fail "building examples/c/embedded.c failed"; }
-[ -x "$T/c/embedded" ] || fail "make did not produce embedded"
+    || { cat "$T/make.log" >&2; fail "building examples/c failed"; }
+for ex in $EXAMPLES; do
+    [ -x "$T/c/$ex" ] || fail "make did not produce $ex"
+done
 
 #  It must use the installed shared library.
 export LD_LIBRARY_PATH="$LIBDIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -74,4 +83,34 @@ grep '^received: ' "$T/out" | sed 's/^received: \(.*\) (queue .*$/\1/' \
 seq 0 9 | sed 's/^/embedded message /' | sort > "$T/want"
 diff "$T/want" "$T/got" > /dev/null \
     || { cat "$T/out" >&2; fail "embedded did not print the 10 messages it sent"; }
-echo "test_install: PASS ($(wc -l < "$T/got") messages through the embedded broker, library $LIB)"
+
+#  The ordered pair against the installed `zrocket dev`: 200 messages over
+#  8 sharding keys, every key's sequence in order, nothing twice.
+mkfifo "$T/dev.fifo"
+"$PREFIX/bin/zrocket" dev --port 0 --ns-port 0 --data "$T/dev" \
+    > "$T/dev.fifo" 2> "$T/dev.err" &
+DEV_PID=$!
+exec 3< "$T/dev.fifo"
+IFS= read -r -t 30 -u 3 line1 || fail "dev: no first line within 30 s"
+IFS= read -r -t 30 -u 3 line2 || fail "dev: no second line within 30 s"
+cat <&3 > /dev/null &
+exec 3<&-
+NS=$(grep -o 'tcp://[^ ,]*' <<< "$line2" | head -n 1)
+NS=${NS/tcp:\/\/0.0.0.0:/tcp://127.0.0.1:}
+[ -n "$NS" ] || fail "dev printed no nameserver: $line2"
+"$PREFIX/bin/zrocket" topic create ordered --nameserver "$NS" \
+    > /dev/null 2> "$T/topic.err" || fail "topic create: $(cat "$T/topic.err")"
+timeout 60 "$T/c/ordered_consumer" "$NS" install-group ordered 200 20 \
+    > "$T/oc.out" 2> "$T/oc.err" &
+OC_PID=$!
+timeout 60 "$T/c/ordered_producer" "$NS" ordered 200 8 > "$T/op.out" \
+    2> "$T/op.err" || fail "ordered_producer: $(cat "$T/op.out" "$T/op.err")"
+rc=0
+wait "$OC_PID" || rc=$?
+grep -q "^ordered_consumer: 200 messages, 8 keys, 0 duplicates, 0 violations" \
+    "$T/oc.out" && [ "$rc" -eq 0 ] \
+    || fail "ordered_consumer exited $rc: $(tail -n 5 "$T/oc.out" "$T/oc.err")"
+kill -TERM "$DEV_PID"
+wait "$DEV_PID" || true
+DEV_PID=
+echo "test_install: PASS ($(wc -l < "$T/got") messages through the embedded broker, 200 ordered over 8 keys, library $LIB)"
