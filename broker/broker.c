@@ -2091,6 +2091,9 @@ s_cmd_reset_offset (broker_t *self, route_t *route, const zr_obj_t *h)
         return;
     }
     self->stats.commits++;
+    //  Members holding these queues must not commit over the reset.
+    for (int q = 0; q < topic->queues; q++)
+        zr_groups_revoke (self->groups, group, name, q);
     s_reply_begin (self, route, ZR_OK, NULL, 1);
     zr_enc_kint (self->enc, "queues", topic->queues);
     s_send_reply (self, route, NULL);

@@ -479,6 +479,16 @@ zr_groups_unlock (zr_groups_t *self, const char *group_name,
     return ZR_GROUPS_OK;
 }
 
+void
+zr_groups_revoke (zr_groups_t *self, const char *group_name,
+                  const char *topic, int queue)
+{
+    assert (self);
+    lease_t *lease = s_lease_find (self, group_name, topic, queue, NULL);
+    if (lease)
+        lease->token = self->next_token++;
+}
+
 bool
 zr_groups_check (zr_groups_t *self, const char *group_name,
                  const char *topic, int queue, uint64_t token, int64_t now)

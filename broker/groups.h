@@ -147,6 +147,15 @@ int
 
 //  True when a request with token (0: none) may read or commit (group,
 //  topic, queue): no unexpired lease exists, or token is its token.
+//  Gives a queue's lease (if any) a token nobody holds, keeping its owner
+//  and expiry: the owner's next PULL or commit is LEASE_INVALID, so it
+//  takes the lease again (LOCK) and with it the offset now committed.
+//  RESET_OFFSET uses it so that running members cannot commit over the
+//  reset.
+void
+    zr_groups_revoke (zr_groups_t *self, const char *group,
+                      const char *topic, int queue);
+
 bool
     zr_groups_check (zr_groups_t *self, const char *group,
                      const char *topic, int queue, uint64_t token,
