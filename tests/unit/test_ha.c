@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include "testutil.h"
 #include "nameserver/ha.h"
+#include "broker/failover.h"
 
 #define LEASE 500
 #define DEAD 1000
@@ -281,11 +282,31 @@ test_bad_file (void **state)
     zstr_free (&path);
 }
 
+//  The broker's side: the time until which a majority holds leases.
+static void
+test_majority (void **state)
+{
+    (void) state;
+    int64_t one [1] = { 700 };
+    assert_int_equal (zr_failover_majority (one, 1), 700);
+    int64_t three [3] = { 500, 0, 900 };
+    assert_int_equal (zr_failover_majority (three, 3), 500);
+    int64_t three_b [3] = { 0, 0, 900 };
+    assert_int_equal (zr_failover_majority (three_b, 3), 0);
+    int64_t five [5] = { 10, 50, 40, 20, 30 };
+    assert_int_equal (zr_failover_majority (five, 5), 30);
+    //  Two nameservers: both are needed.
+    int64_t two [2] = { 800, 300 };
+    assert_int_equal (zr_failover_majority (two, 2), 300);
+    assert_int_equal (zr_failover_majority (two, 0), 0);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_settings),
+        cmocka_unit_test (test_majority),
         cmocka_unit_test_setup_teardown (test_lease_and_quiet_time,
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_death, s_setup, s_teardown),

@@ -1,0 +1,432 @@
+/*  broker/failover.c - HA heartbeats, leases and vote campaigns (see
+    failover.h).
+*/
+#include <zrocket.h>
+#include "transport/codec.h"
+#include "broker/failover.h"
+
+#define RING 64                 //  requests remembered per nameserver
+#define CAMPAIGN_MS 1000
+#define HEADER_MAX (64 * 1024)
+
+typedef enum { REQ_NONE, REQ_HEARTBEAT, REQ_VOTE } req_kind_t;
+
+typedef struct {
+    uint64_t rid;
+    req_kind_t kind;
+    int64_t sent;
+    int64_t epoch;
+} req_t;
+
+typedef struct {
+    char *endpoint;
+    zsock_t *dealer;
+    int64_t lease_until;
+    req_t ring [RING];
+} ns_t;
+
+typedef struct {
+    zsock_t *pipe;
+    bool terminated;
+    bool configured;
+    char *cluster;
+    char *group;
+    int64_t broker_id;
+    int64_t heartbeat_ms;
+    ns_t ns [ZR_FAILOVER_NAMESERVERS_MAX];
+    size_t ns_count;
+    //  State from the broker
+    bool master;
+    int64_t epoch;
+    int64_t seq;
+    int64_t isr [64];
+    size_t isr_count;
+    //  Timers and results
+    int64_t next_heartbeat;
+    int64_t lease_told;         //  last LEASE sent to the broker
+    uint64_t rid;
+    //  Campaign (epoch 0: none)
+    int64_t campaign_epoch;
+    int64_t campaign_end;
+    size_t granted;
+    size_t answered;
+    char refusal [256];
+    zr_enc_t *enc;
+} failover_t;
+
+int64_t
+zr_failover_majority (const int64_t *until, size_t count)
+{
+    if (count == 0 || count > ZR_FAILOVER_NAMESERVERS_MAX)
+        return 0;
+    int64_t sorted [ZR_FAILOVER_NAMESERVERS_MAX];
+    memcpy (sorted, until, count * sizeof (int64_t));
+    //  Descending insertion sort: count is small.
+    for (size_t i = 1; i < count; i++)
+        for (size_t j = i; j > 0 && sorted [j] > sorted [j - 1]; j--) {
+            int64_t t = sorted [j];
+            sorted [j] = sorted [j - 1];
+            sorted [j - 1] = t;
+        }
+    return sorted [count / 2];
+}
+
+static void
+s_send (failover_t *self, ns_t *ns, req_kind_t kind, int64_t epoch)
+{
+    uint64_t rid = ++self->rid;
+    req_t *req = &ns->ring [rid % RING];
+    req->rid = rid;
+    req->kind = kind;
+    req->sent = zclock_mono ();
+    req->epoch = epoch;
+    zr_enc_t *e = self->enc;
+    zr_enc_reset (e);
+    if (kind == REQ_HEARTBEAT) {
+        zr_enc_map (e, 9);
+        zr_enc_kint (e, "v", ZR_PROTOCOL_VERSION);
+        zr_enc_kstr (e, "cmd", "HA_HEARTBEAT");
+        zr_enc_kint (e, "rid", (int64_t) rid);
+        zr_enc_kstr (e, "cluster", self->cluster);
+        zr_enc_kstr (e, "group", self->group);
+        zr_enc_kint (e, "broker_id", self->broker_id);
+        zr_enc_kint (e, "epoch", self->epoch);
+        zr_enc_kint (e, "seq", self->seq);
+        zr_enc_str (e, "isr");
+        zr_enc_array (e, self->isr_count);
+        for (size_t i = 0; i < self->isr_count; i++)
+            zr_enc_int (e, self->isr [i]);
+    }
+    else {
+        zr_enc_map (e, 9);
+        zr_enc_kint (e, "v", ZR_PROTOCOL_VERSION);
+        zr_enc_kstr (e, "cmd", "VOTE");
+        zr_enc_kint (e, "rid", (int64_t) rid);
+        zr_enc_kstr (e, "cluster", self->cluster);
+        zr_enc_kstr (e, "group", self->group);
+        zr_enc_kint (e, "epoch", epoch);
+        zr_enc_kint (e, "candidate", self->broker_id);
+        zr_enc_kint (e, "last_epoch", self->epoch);
+        zr_enc_kint (e, "last_seq", self->seq);
+    }
+    //  Never waits: a nameserver that is gone just misses it.
+    zmq_send (zsock_resolve (ns->dealer), zr_enc_data (e), zr_enc_size (e),
+              ZMQ_DONTWAIT);
+}
+
+static void
+s_heartbeat (failover_t *self)
+{
+    for (size_t i = 0; i < self->ns_count; i++)
+        s_send (self, &self->ns [i], REQ_HEARTBEAT, 0);
+    self->next_heartbeat = zclock_mono () + self->heartbeat_ms;
+}
+
+static void
+s_tell_lease (failover_t *self)
+{
+    int64_t until [ZR_FAILOVER_NAMESERVERS_MAX];
+    for (size_t i = 0; i < self->ns_count; i++)
+        until [i] = self->ns [i].lease_until;
+    int64_t majority = zr_failover_majority (until, self->ns_count);
+    if (majority > self->lease_told) {
+        self->lease_told = majority;
+        char text [24];
+        snprintf (text, sizeof text, "%" PRId64, majority);
+        zstr_sendx (self->pipe, "LEASE", text, NULL);
+    }
+}
+
+static void
+s_fenced (failover_t *self, int64_t epoch, int64_t master)
+{
+    //  Drop every lease: nothing more may be acknowledged.
+    for (size_t i = 0; i < self->ns_count; i++)
+        self->ns [i].lease_until = 0;
+    self->lease_told = 0;
+    self->master = false;
+    char e [24], m [24];
+    snprintf (e, sizeof e, "%" PRId64, epoch);
+    snprintf (m, sizeof m, "%" PRId64, master);
+    zstr_sendx (self->pipe, "FENCED", e, m, NULL);
+}
+
+static void
+s_campaign_end (failover_t *self, bool won)
+{
+    char e [24];
+    snprintf (e, sizeof e, "%" PRId64, self->campaign_epoch);
+    if (won)
+        zstr_sendx (self->pipe, "ELECTED", e, NULL);
+    else
+        zstr_sendx (self->pipe, "DEFEATED", e,
+                    self->refusal [0] ? self->refusal
+                                      : "no majority of nameservers "
+                                        "answered in time", NULL);
+    self->campaign_epoch = 0;
+}
+
+static void
+s_reply (failover_t *self, ns_t *ns)
+{
+    zmsg_t *msg = zmsg_recv (ns->dealer);
+    if (!msg)
+        return;
+    zframe_t *frame = zmsg_first (msg);
+    zr_hdr_t *hdr = NULL;
+    if (frame && zframe_size (frame) <= HEADER_MAX)
+        hdr = zr_hdr_decode (zframe_data (frame), zframe_size (frame),
+                             NULL);
+    const zr_obj_t *h = hdr ? zr_hdr_root (hdr) : NULL;
+    int64_t rid = -1;
+    char status [32] = "";
+    if (!h || zr_field_int (h, "rid", &rid) != ZR_FIELD_OK
+    ||  zr_field_strbuf (h, "status", status, sizeof status)
+        != ZR_FIELD_OK)
+        goto done;
+    req_t *req = &ns->ring [(uint64_t) rid % RING];
+    if (req->rid != (uint64_t) rid || req->kind == REQ_NONE)
+        goto done;      //  too old, or not ours
+    req_kind_t kind = req->kind;
+    req->kind = REQ_NONE;
+    if (kind == REQ_HEARTBEAT) {
+        int64_t lease_ms = 0;
+        if (streq (status, "OK")
+        &&  zr_field_int (h, "lease_ms", &lease_ms) == ZR_FIELD_OK
+        &&  lease_ms > 0 && self->master) {
+            int64_t until = req->sent + lease_ms;
+            if (until > ns->lease_until)
+                ns->lease_until = until;
+            s_tell_lease (self);
+        }
+        else
+        if (streq (status, "NOT_MASTER") && self->master) {
+            int64_t epoch = 0, master = -1;
+            zr_field_int (h, "epoch", &epoch);
+            zr_field_int (h, "master_id", &master);
+            zsys_warning ("failover: nameserver %s: a higher epoch %"
+                          PRId64 " exists; this broker stops acting as "
+                          "master", ns->endpoint, epoch);
+            s_fenced (self, epoch, master);
+        }
+    }
+    else
+    if (kind == REQ_VOTE && self->campaign_epoch == req->epoch) {
+        bool granted = false;
+        self->answered++;
+        if (streq (status, "OK")
+        &&  zr_field_bool (h, "granted", &granted) == ZR_FIELD_OK
+        &&  granted)
+            self->granted++;
+        else {
+            char why [200] = "";
+            if (zr_field_strbuf (h, "refusal", why, sizeof why)
+                != ZR_FIELD_OK)
+                zr_field_strbuf (h, "reason", why, sizeof why);
+            snprintf (self->refusal, sizeof self->refusal, "%s: %s",
+                      ns->endpoint, why [0] ? why : status);
+        }
+        if (self->granted >= self->ns_count / 2 + 1)
+            s_campaign_end (self, true);
+        else
+        if (self->answered >= self->ns_count)
+            s_campaign_end (self, false);
+    }
+done:
+    zr_hdr_destroy (&hdr);
+    zmsg_destroy (&msg);
+}
+
+static int
+s_configure (failover_t *self, zmsg_t *msg, char **err)
+{
+    char *list = zmsg_popstr (msg);
+    self->cluster = zmsg_popstr (msg);
+    self->group = zmsg_popstr (msg);
+    char *id = zmsg_popstr (msg);
+    char *hb = zmsg_popstr (msg);
+    int rc = 0;
+    if (!list || !self->cluster || !self->group || !id || !hb) {
+        *err = strdup ("CONFIGURE needs nameservers cluster group "
+                       "broker_id heartbeat_ms");
+        rc = -1;
+    }
+    else {
+        self->broker_id = atoll (id);
+        self->heartbeat_ms = atoll (hb);
+        if (self->heartbeat_ms < 1)
+            self->heartbeat_ms = 1;
+        char *save = NULL;
+        for (char *ep = strtok_r (list, ",", &save); ep && rc == 0;
+             ep = strtok_r (NULL, ",", &save)) {
+            while (*ep == ' ')
+                ep++;
+            if (!*ep)
+                continue;
+            if (self->ns_count == ZR_FAILOVER_NAMESERVERS_MAX) {
+                *err = zsys_sprintf ("failover: at most %d nameservers",
+                                     ZR_FAILOVER_NAMESERVERS_MAX);
+                rc = -1;
+                break;
+            }
+            ns_t *ns = &self->ns [self->ns_count];
+            ns->dealer = zsock_new (ZMQ_DEALER);
+            zsock_set_linger (ns->dealer, 0);
+            zsock_set_sndhwm (ns->dealer, 100);
+            zsock_set_sndtimeo (ns->dealer, 0);
+            if (zsock_connect (ns->dealer, "%s", ep)) {
+                *err = zsys_sprintf ("failover: cannot connect to "
+                                     "nameserver '%s'", ep);
+                zsock_destroy (&ns->dealer);
+                rc = -1;
+                break;
+            }
+            ns->endpoint = strdup (ep);
+            self->ns_count++;
+        }
+        if (rc == 0 && self->ns_count == 0) {
+            *err = strdup ("failover needs at least one nameserver "
+                           "endpoint");
+            rc = -1;
+        }
+    }
+    zstr_free (&list);
+    zstr_free (&id);
+    zstr_free (&hb);
+    if (rc == 0)
+        self->configured = true;
+    return rc;
+}
+
+static void
+s_pipe_command (failover_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->pipe);
+    if (!msg) {
+        self->terminated = true;
+        return;
+    }
+    char *verb = zmsg_popstr (msg);
+    if (!verb)
+        ;
+    else
+    if (streq (verb, "$TERM"))
+        self->terminated = true;
+    else
+    if (streq (verb, "CONFIGURE")) {
+        char *err = NULL;
+        if (self->configured)
+            zstr_sendx (self->pipe, "ERROR", "already configured", NULL);
+        else
+        if (s_configure (self, msg, &err) == 0)
+            zstr_send (self->pipe, "OK");
+        else
+            zstr_sendx (self->pipe, "ERROR", err ? err : "?", NULL);
+        zstr_free (&err);
+    }
+    else
+    if (streq (verb, "STATE")) {
+        char *role = zmsg_popstr (msg);
+        char *epoch = zmsg_popstr (msg);
+        char *seq = zmsg_popstr (msg);
+        char *isr = zmsg_popstr (msg);
+        bool was_master = self->master;
+        self->master = role && streq (role, "master");
+        self->epoch = epoch ? atoll (epoch) : 1;
+        self->seq = seq ? atoll (seq) : 0;
+        self->isr_count = 0;
+        char *save = NULL;
+        for (char *t = isr ? strtok_r (isr, ",", &save) : NULL;
+             t && self->isr_count < 64; t = strtok_r (NULL, ",", &save))
+            self->isr [self->isr_count++] = atoll (t);
+        if (self->master && !was_master) {
+            //  A new term: no lease carries over.
+            for (size_t i = 0; i < self->ns_count; i++)
+                self->ns [i].lease_until = 0;
+            self->lease_told = 0;
+            s_heartbeat (self);
+        }
+        zstr_free (&role);
+        zstr_free (&epoch);
+        zstr_free (&seq);
+        zstr_free (&isr);
+    }
+    else
+    if (streq (verb, "CAMPAIGN")) {
+        char *epoch = zmsg_popstr (msg);
+        char *last_epoch = zmsg_popstr (msg);
+        char *last_seq = zmsg_popstr (msg);
+        if (epoch && last_epoch && last_seq && self->configured) {
+            self->campaign_epoch = atoll (epoch);
+            self->epoch = atoll (last_epoch);
+            self->seq = atoll (last_seq);
+            self->campaign_end = zclock_mono () + CAMPAIGN_MS;
+            self->granted = self->answered = 0;
+            self->refusal [0] = 0;
+            for (size_t i = 0; i < self->ns_count; i++)
+                s_send (self, &self->ns [i], REQ_VOTE,
+                        self->campaign_epoch);
+        }
+        zstr_free (&epoch);
+        zstr_free (&last_epoch);
+        zstr_free (&last_seq);
+    }
+    else
+        zsys_warning ("failover: unknown pipe command '%s'", verb);
+    zstr_free (&verb);
+    zmsg_destroy (&msg);
+}
+
+static long
+s_timeout (failover_t *self)
+{
+    int64_t now = zclock_mono ();
+    int64_t next = -1;
+    if (self->master)
+        next = self->next_heartbeat;
+    if (self->campaign_epoch
+    &&  (next == -1 || self->campaign_end < next))
+        next = self->campaign_end;
+    if (next == -1)
+        return -1;
+    return next <= now ? 0 : (long) (next - now);
+}
+
+void
+zr_failover_actor (zsock_t *pipe, void *args)
+{
+    failover_t *self = (failover_t *) zmalloc (sizeof (failover_t));
+    self->pipe = pipe;
+    self->enc = zr_enc_new ();
+    zsock_signal (pipe, 0);
+    while (!self->terminated) {
+        zmq_pollitem_t items [1 + ZR_FAILOVER_NAMESERVERS_MAX];
+        items [0] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN,
+                                       0 };
+        for (size_t i = 0; i < self->ns_count; i++)
+            items [1 + i] = (zmq_pollitem_t) {
+                zsock_resolve (self->ns [i].dealer), 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (items, 1 + self->ns_count, s_timeout (self)) == -1)
+            break;
+        if (items [0].revents & ZMQ_POLLIN)
+            s_pipe_command (self);
+        if (self->terminated)
+            break;
+        for (size_t i = 0; i < self->ns_count; i++)
+            if (items [1 + i].revents & ZMQ_POLLIN)
+                s_reply (self, &self->ns [i]);
+        int64_t now = zclock_mono ();
+        if (self->master && now >= self->next_heartbeat)
+            s_heartbeat (self);
+        if (self->campaign_epoch && now >= self->campaign_end)
+            s_campaign_end (self, false);
+    }
+    for (size_t i = 0; i < self->ns_count; i++) {
+        zsock_destroy (&self->ns [i].dealer);
+        free (self->ns [i].endpoint);
+    }
+    zr_enc_destroy (&self->enc);
+    free (self->cluster);
+    free (self->group);
+    free (self);
+}

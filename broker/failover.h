@@ -1,0 +1,52 @@
+/*  broker/failover.h - a broker's side of failover (docs/protocol.md
+    section 16, "Leases", "Votes", "Fencing").
+
+    An actor the broker starts when its setting "failover" is true and
+    it has nameservers. One DEALER per nameserver. As master it sends
+    HA_HEARTBEAT {cluster, group, broker_id, epoch, seq, isr} to every
+    nameserver each heartbeat_ms; each OK reply grants a lease that runs
+    lease_ms from when THAT heartbeat was sent (monotonic clock), so the
+    broker's view is never later than a nameserver's. The broker may
+    acknowledge a write only while now < the time until which a majority
+    of the configured nameservers' leases run (zr_failover_majority).
+    As a candidate it asks every nameserver for a VOTE and reports the
+    outcome. It never blocks the broker: pipe only, sends never wait.
+
+    zactor_new (zr_failover_actor, NULL), then:
+      CONFIGURE nameservers cluster group broker_id heartbeat_ms
+                                  -> "OK" | "ERROR" reason
+            nameservers: comma-separated endpoints (at least one)
+      STATE role epoch seq isr    -> (no reply) role "master" heartbeats,
+            "slave" does not; seq: the sequence every in-sync member
+            holds; isr: comma-separated broker ids ("" for none)
+      CAMPAIGN epoch last_epoch last_seq  -> (no reply) asks every
+            nameserver to vote this broker master of epoch; the actor
+            later sends ELECTED or DEFEATED
+      The actor sends, unasked:
+      LEASE until                 the monotonic ms until which a majority
+            of leases runs (sent whenever it grows)
+      FENCED epoch master_id      a nameserver knows a higher epoch (or
+            another master of ours): stop acknowledging writes now
+      ELECTED epoch               a majority voted for us
+      DEFEATED epoch reason       no majority (every nameserver answered,
+            or 1 s passed)
+      $TERM
+*/
+#ifndef ZR_FAILOVER_H_INCLUDED
+#define ZR_FAILOVER_H_INCLUDED
+
+#include <czmq.h>
+
+#define ZR_FAILOVER_NAMESERVERS_MAX 16
+
+void
+    zr_failover_actor (zsock_t *pipe, void *args);
+
+//  Given the lease expiry of each of count configured nameservers (0 or
+//  anything in the past: none), returns the time until which a majority
+//  (count / 2 + 1) of them holds a lease: the (count / 2 + 1)-th largest.
+//  Returns 0 when count is 0.
+int64_t
+    zr_failover_majority (const int64_t *until, size_t count);
+
+#endif
