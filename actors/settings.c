@@ -70,6 +70,15 @@ const zr_setting_t zr_nameserver_settings [] = {
       "interval between beacons, ms" },
     { "interface", ZR_SETTING_STR, NULL, NULL,
       "network interface to beacon on (default: CZMQ's choice)" },
+    { "data", ZR_SETTING_STR, "./zrocket-ns", NULL,
+      "directory of the vote file (failover votes, fsync'd; the "
+      "nameserver's only durable state; created on the first vote)" },
+    { "lease-ms", ZR_SETTING_INT, "2000", NULL,
+      "lease a master's HA heartbeat earns, ms from when it was sent" },
+    { "master-dead-ms", ZR_SETTING_INT, "3000", NULL,
+      "a master is dead this long after its last HA heartbeat arrived; "
+      "at least lease-ms + 500; no leases or votes this long after "
+      "start" },
     { NULL, 0, NULL, NULL, NULL }
 };
 

@@ -11,7 +11,9 @@
         ENDPOINTS   -> OK endpoint...   (bound, ports resolved)
         $TERM       -> (exits)
 
-    Wire commands: PING, REGISTER, UNREGISTER, GET_ROUTE, GET_CLUSTER.
+    Wire commands: PING, REGISTER, UNREGISTER, GET_ROUTE, GET_CLUSTER,
+    and for failover HA_HEARTBEAT and VOTE (leases and votes live in
+    nameserver/ha.c; the vote file in setting "data" is read at START).
     The registry itself (nameserver/registry.c) validates and stores the
     brokers; this file reads requests, adds the reply envelope, and runs
     expiry: on a timer (min (expiry/4, 1000) ms) and before every query,
@@ -26,6 +28,7 @@
 #include "actors/settings.h"
 #include "actors/discovery.h"
 #include "nameserver/registry.h"
+#include "nameserver/ha.h"
 
 #define HEADER_MAX (64 * 1024)
 #define IDENTITY_MAX 256
@@ -56,6 +59,7 @@ typedef struct {
 
     zlistx_t *endpoints;        //  bound endpoints (char *)
     zr_registry_t *registry;
+    zr_ha_t *ha;                //  leases and votes
     zactor_t *discovery;        //  beacon publisher, or NULL
     zr_enc_t *enc;              //  reply encoder
     zr_enc_t *scratch;          //  route / cluster arrays
@@ -237,6 +241,149 @@ s_cmd_get_cluster (nameserver_t *self, route_t *route, const zr_obj_t *h)
     s_send_reply (self, route);
 }
 
+//  Reads a group name field into buf. 0, or -1 after replying.
+static int
+s_read_group (nameserver_t *self, route_t *route, const zr_obj_t *h,
+              char *buf)
+{
+    int rc = zr_field_strbuf (h, "group", buf, ZR_NAME_MAX + 1);
+    if (rc != ZR_FIELD_OK) {
+        s_reply_error (self, route, ZR_MALFORMED, "field 'group' must be "
+                       "a group name string (at most %d bytes)",
+                       ZR_NAME_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+//  Reads the named int fields, in order, into values. 0, or -1 after
+//  replying.
+static int
+s_read_ints (nameserver_t *self, route_t *route, const zr_obj_t *h,
+             const char **names, int64_t *values, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (zr_field_int (h, names [i], &values [i]) != ZR_FIELD_OK) {
+            s_reply_error (self, route, ZR_MALFORMED, "field '%s' must be "
+                           "an integer", names [i]);
+            return -1;
+        }
+    return 0;
+}
+
+//  Checks the request's cluster (when given). 0, or -1 after replying.
+static int
+s_check_cluster (nameserver_t *self, route_t *route, const zr_obj_t *h)
+{
+    char cluster [ZR_NAME_MAX + 1];
+    int rc = zr_field_strbuf (h, "cluster", cluster, sizeof cluster);
+    if (rc == ZR_FIELD_MISSING)
+        return 0;
+    if (rc != ZR_FIELD_OK || strneq (cluster, self->cluster)) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT, "this nameserver "
+                       "serves cluster %s, not '%s'", self->cluster,
+                       rc == ZR_FIELD_OK ? cluster : "?");
+        return -1;
+    }
+    return 0;
+}
+
+//  HA_HEARTBEAT {cluster, group, broker_id, epoch, seq, isr: [int]}
+//  -> OK {lease_ms, epoch} | BUSY (too young to grant leases) |
+//  NOT_MASTER {epoch, master_id} (a higher epoch exists: fenced)
+static void
+s_cmd_ha_heartbeat (nameserver_t *self, route_t *route, const zr_obj_t *h)
+{
+    char group [ZR_NAME_MAX + 1];
+    const char *names [] = { "broker_id", "epoch", "seq" };
+    int64_t v [3];
+    if (s_check_cluster (self, route, h)
+    ||  s_read_group (self, route, h, group)
+    ||  s_read_ints (self, route, h, names, v, 3))
+        return;
+    int64_t isr [ZR_HA_ISR_MAX];
+    size_t isr_count = 0;
+    const zr_obj_t *list = zr_obj_get (h, "isr");
+    if (list && !zr_obj_is_nil (list)) {
+        if (!zr_obj_is_array (list) || zr_obj_size (list) > ZR_HA_ISR_MAX) {
+            s_reply_error (self, route, ZR_MALFORMED, "field 'isr' must be "
+                           "an array of at most %d broker ids",
+                           ZR_HA_ISR_MAX);
+            return;
+        }
+        for (size_t i = 0; i < zr_obj_size (list); i++)
+            if (zr_obj_int (zr_obj_at (list, i), &isr [isr_count++])
+                != ZR_FIELD_OK) {
+                s_reply_error (self, route, ZR_MALFORMED, "field 'isr' "
+                               "must hold integer broker ids");
+                return;
+            }
+    }
+    char reason [512];
+    int64_t epoch = 0, master = -1;
+    zr_ha_result_t result = zr_ha_heartbeat (self->ha, group, v [0], v [1],
+                                             v [2], isr, isr_count,
+                                             zclock_mono (), &epoch,
+                                             &master, reason,
+                                             sizeof reason);
+    if (result == ZR_HA_GRANTED) {
+        s_reply_begin (self, route, ZR_OK, NULL, 2);
+        zr_enc_kint (self->enc, "lease_ms", zr_ha_lease_ms (self->ha));
+        zr_enc_kint (self->enc, "epoch", v [1]);
+        s_send_reply (self, route);
+    }
+    else
+    if (result == ZR_HA_STARTING)
+        s_reply_error (self, route, ZR_BUSY, "%s", reason);
+    else
+    if (result == ZR_HA_FENCED) {
+        zsys_warning ("nameserver: HA_HEARTBEAT refused: %s", reason);
+        //  NOT_MASTER: written by hand until the status is in the enum.
+        zr_enc_reset (self->enc);
+        zr_enc_map (self->enc, 7);
+        zr_enc_kint (self->enc, "v", ZR_PROTOCOL_VERSION);
+        zr_enc_kstr (self->enc, "type", "reply");
+        zr_enc_kint (self->enc, "rid", (int64_t) route->rid);
+        zr_enc_kstr (self->enc, "status", "NOT_MASTER");
+        zr_enc_kstr (self->enc, "reason", reason);
+        zr_enc_kint (self->enc, "epoch", epoch);
+        zr_enc_kint (self->enc, "master_id", master);
+        s_send_reply (self, route);
+    }
+    else
+        s_reply_error (self, route, ZR_BAD_ARGUMENT, "%s", reason);
+}
+
+//  VOTE {cluster, group, epoch, candidate, last_epoch, last_seq}
+//  -> OK {granted: bool, epoch, refusal (when not granted)} |
+//  STORE_ERROR (the vote could not be written; not granted)
+static void
+s_cmd_vote (nameserver_t *self, route_t *route, const zr_obj_t *h)
+{
+    char group [ZR_NAME_MAX + 1];
+    const char *names [] = { "epoch", "candidate", "last_epoch",
+                             "last_seq" };
+    int64_t v [4];
+    if (s_check_cluster (self, route, h)
+    ||  s_read_group (self, route, h, group)
+    ||  s_read_ints (self, route, h, names, v, 4))
+        return;
+    char reason [512] = "";
+    int rc = zr_ha_vote (self->ha, group, v [0], v [1], v [2], v [3],
+                         zclock_mono (), reason, sizeof reason);
+    if (rc < 0) {
+        zsys_error ("nameserver: %s", reason);
+        s_reply_error (self, route, ZR_STORE_ERROR, "%s", reason);
+        return;
+    }
+    s_reply_begin (self, route, ZR_OK, NULL, rc ? 2 : 3);
+    zr_enc_kbool (self->enc, "granted", rc == 1);
+    zr_enc_kint (self->enc, "epoch", v [0]);
+    if (!rc)
+        zr_enc_kstr (self->enc, "refusal", reason);
+    s_send_reply (self, route);
+}
+
 //  --------------------------------------------------------------------
 //  Requests
 
@@ -355,10 +502,16 @@ s_handle (nameserver_t *self, zmq_msg_t *frames, size_t count,
     if (streq (cmd, "GET_CLUSTER"))
         s_cmd_get_cluster (self, &route, h);
     else
+    if (streq (cmd, "HA_HEARTBEAT"))
+        s_cmd_ha_heartbeat (self, &route, h);
+    else
+    if (streq (cmd, "VOTE"))
+        s_cmd_vote (self, &route, h);
+    else
         s_reply_error (self, &route, ZR_UNKNOWN_COMMAND,
                        "unknown command '%s' (a nameserver serves PING, "
-                       "REGISTER, UNREGISTER, GET_ROUTE, GET_CLUSTER)",
-                       cmd);
+                       "REGISTER, UNREGISTER, GET_ROUTE, GET_CLUSTER, "
+                       "HA_HEARTBEAT, VOTE)", cmd);
 done:
     zr_hdr_destroy (&hdr);
 }
@@ -525,6 +678,15 @@ s_start (nameserver_t *self, char **err)
     if (s_setting_int (self, "expiry-ms", EXPIRY_MIN, EXPIRY_MAX,
                        &self->expiry_ms, err))
         return -1;
+    int64_t lease_ms, dead_ms;
+    if (s_setting_int (self, "lease-ms", 10, EXPIRY_MAX, &lease_ms, err)
+    ||  s_setting_int (self, "master-dead-ms", 10, EXPIRY_MAX, &dead_ms,
+                       err))
+        return -1;
+    const char *data = s_setting (self, "data");
+    self->ha = zr_ha_new (data, lease_ms, dead_ms, zclock_mono (), err);
+    if (!self->ha)
+        return -1;
 
     const char *bind = s_setting (self, "bind");
     char *list = strdup (bind ? bind : "");
@@ -677,6 +839,7 @@ zr_nameserver_actor (zsock_t *pipe, void *args)
     zactor_destroy (&self->discovery);
     zsock_destroy (&self->router);
     zr_registry_destroy (&self->registry);
+    zr_ha_destroy (&self->ha);
     zlistx_destroy (&self->endpoints);
     zr_enc_destroy (&self->enc);
     zr_enc_destroy (&self->scratch);
