@@ -34,6 +34,7 @@
 #include "broker/nslink.h"
 #include "broker/retry.h"
 #include "broker/groups.h"
+#include "broker/filter.h"
 
 #define HEADER_MAX (64 * 1024)
 #define BATCH_BYTES_MAX (16 * 1024 * 1024)
@@ -99,6 +100,9 @@ struct _waiter_t {
     int max_count;
     size_t max_bytes;
     int64_t deadline;       //  zclock_mono ms
+    int64_t asked;          //  offset the PULL asked for
+    char *filter_type;      //  filter (section 14), or NULL
+    char *filter;
 };
 
 //  Counters for STATS.
@@ -192,6 +196,7 @@ typedef struct {
 
     //  consumer groups (broker/groups.h, docs/protocol.md section 11)
     zr_groups_t *groups;
+    zr_filter_cache_t *filters; //  compiled PULL filters (section 14)
     int member_heartbeat_ms;
     int member_expiry_ms;
     int lease_ms;
@@ -1000,16 +1005,78 @@ s_collect (int64_t offset, const void *record, size_t size, void *arg)
 }
 
 //  Reads from a queue and replies OK with messages, or NO_NEW_MSG when
-//  there are none.
+//  there are none. With a filter (section 14) it scans up to
+//  FILTER_SCAN_MAX records past offset for max_count matches; a reply
+//  without matches that moved past filtered-out records is OK with no
+//  msgs and `next` after them (NO_NEW_MSG only when next == asked).
+//  With hold, nothing matched and the scan reached the queue's end, it
+//  sends nothing: returns 1 with *next_out set (the caller parks the
+//  pull there). Otherwise returns 0 (replied).
+#define FILTER_SCAN_MAX 10000
+
+//  Filtered collection: records that do not match are skipped.
+typedef struct {
+    collect_t c;
+    const zr_filter_t *filter;
+    size_t max_count;           //  matches wanted
+    int64_t scanned_next;       //  offset after the last record used
+} fcollect_t;
+
 static void
-s_pull_reply (broker_t *self, route_t *route, topic_t *topic, int queue,
-              int64_t offset, int max_count, size_t max_bytes)
+s_collect_filtered (int64_t offset, const void *record, size_t size,
+                    void *arg)
+{
+    fcollect_t *f = (fcollect_t *) arg;
+    const uint8_t *r = (const uint8_t *) record;
+    if (f->c.damaged || f->c.full)
+        return;
+    if (f->c.count >= f->max_count) {
+        f->c.full = true;
+        return;
+    }
+    if (size >= 4) {
+        size_t meta = ((size_t) r [0] << 24) | ((size_t) r [1] << 16)
+                    | ((size_t) r [2] << 8) | r [3];
+        if (meta <= size - 4
+        &&  !zr_filter_match_meta (f->filter, r + 4, meta)) {
+            f->scanned_next = offset + 1;
+            return;
+        }
+    }
+    s_collect (offset, record, size, &f->c);
+    if (f->c.count > 0 && f->c.last == offset)
+        f->scanned_next = offset + 1;
+}
+
+static int
+s_pull_filtered (broker_t *self, route_t *route, topic_t *topic, int queue,
+                 int64_t offset, int max_count, size_t max_bytes,
+                 const zr_filter_t *filter, int64_t asked, bool hold,
+                 int64_t *next_out)
 {
     queue_t *q = &topic->queue [queue];
     zchunk_set (self->scratch, "", 0);
     zlistx_purge (self->bodies);
-    collect_t c = { self, 0, 0, max_bytes, -1, false, false };
+    fcollect_t f = { { self, 0, 0, max_bytes, -1, false, false },
+                     filter, (size_t) max_count, offset };
+    collect_t *cp = &f.c;
     int rc = 0;
+    if (offset < q->max && filter) {
+        //  In chunks, so a pull whose first records match reads little.
+        int64_t end = q->max - offset > FILTER_SCAN_MAX
+                    ? offset + FILTER_SCAN_MAX : q->max;
+        while (f.scanned_next < end && !cp->full && !cp->damaged) {
+            int64_t at = f.scanned_next;
+            int chunk = max_count * 2 < 64 ? 64 : max_count * 2;
+            if (at + chunk > end)
+                chunk = (int) (end - at);
+            rc = zr_store_read (self->store, topic->name, queue, at, chunk,
+                                SIZE_MAX, s_collect_filtered, &f);
+            if (rc <= 0 || f.scanned_next == at)
+                break;
+        }
+    }
+    else
     if (offset < q->max) {
         int count = max_count;
         if (offset + count > q->max)
@@ -1017,35 +1084,42 @@ s_pull_reply (broker_t *self, route_t *route, topic_t *topic, int queue,
         //  max_bytes counts bodies; s_collect stops at it, so the store
         //  reads at most count records.
         rc = zr_store_read (self->store, topic->name, queue, offset, count,
-                            SIZE_MAX, s_collect, &c);
+                            SIZE_MAX, s_collect, cp);
     }
-    if (rc < 0 || c.damaged) {
+    if (rc < 0 || cp->damaged) {
         zlistx_purge (self->bodies);
         s_reply_error (self, route, ZR_STORE_ERROR,
                        "cannot read %s/%d at %" PRId64 "%s", topic->name,
-                       queue, offset, c.damaged ? ": damaged record" : "");
-        return;
+                       queue, offset, cp->damaged ? ": damaged record" : "");
+        return 0;
     }
-    if (c.count == 0) {
+    int64_t next = filter ? f.scanned_next
+                 : cp->count ? cp->last + 1 : offset;
+    if (cp->count == 0 && hold && next >= q->max) {
+        *next_out = next;
+        return 1;
+    }
+    if (cp->count == 0 && next == asked) {
         s_reply_begin (self, route, ZR_NO_NEW_MSG, NULL, 3);
         zr_enc_kint (self->enc, "next", offset);
         zr_enc_kint (self->enc, "min", q->min);
         zr_enc_kint (self->enc, "max", q->max);
         s_send_reply (self, route, NULL);
-        return;
+        return 0;
     }
     s_reply_begin (self, route, ZR_OK, NULL, 4);
-    zr_enc_kint (self->enc, "next", c.last + 1);
+    zr_enc_kint (self->enc, "next", next);
     zr_enc_kint (self->enc, "min", q->min);
     zr_enc_kint (self->enc, "max", q->max);
     zr_enc_str (self->enc, "msgs");
-    zr_enc_array (self->enc, c.count);
+    zr_enc_array (self->enc, cp->count);
     zr_enc_raw (self->enc, zchunk_data (self->scratch),
                 zchunk_size (self->scratch));
-    self->stats.msgs_out += c.count;
-    self->stats.bytes_out += c.bytes;
+    self->stats.msgs_out += cp->count;
+    self->stats.bytes_out += cp->bytes;
     s_send_reply (self, route, self->bodies);
     zlistx_purge (self->bodies);
+    return 0;
 }
 
 static void
@@ -1053,15 +1127,61 @@ s_waiter_destroy (waiter_t **self_p)
 {
     if (*self_p) {
         free ((*self_p)->topic);
+        free ((*self_p)->filter_type);
+        free ((*self_p)->filter);
         free (*self_p);
         *self_p = NULL;
     }
+}
+
+//  A PULL's optional filter_type and filter (section 14): 0 with
+//  *filter set (NULL: none, or tag `*`), or replies BAD_ARGUMENT /
+//  MALFORMED and returns -1.
+static int
+s_need_filter (broker_t *self, route_t *route, const zr_obj_t *h,
+               const zr_filter_t **filter, char *type, size_t type_size)
+{
+    *filter = NULL;
+    const char *expr = NULL;
+    size_t len = 0;
+    if (s_need_str (self, route, h, "filter_type", type, type_size, false))
+        return -1;
+    int rc = zr_field_str (h, "filter", &expr, &len);
+    if (rc == ZR_FIELD_TYPE) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "field 'filter' must be a string");
+        return -1;
+    }
+    if (rc == ZR_FIELD_MISSING) {
+        if (*type) {
+            s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                           "filter_type without filter");
+            return -1;
+        }
+        return 0;
+    }
+    char err [256];
+    *filter = zr_filter_cache_get (self->filters, type, expr, len, err,
+                                   sizeof err);
+    if (!*filter) {
+        int position = 0;
+        sscanf (err, "position %d:", &position);
+        s_reply_begin (self, route, ZR_BAD_ARGUMENT, err, 1);
+        zr_enc_kint (self->enc, "position", position);
+        s_send_reply (self, route, NULL);
+        return -1;
+    }
+    if (zr_filter_all (*filter))
+        *filter = NULL;
+    return 0;
 }
 
 static void
 s_cmd_pull (broker_t *self, route_t *route, const zr_obj_t *h)
 {
     int64_t queue, offset, max_count, max_bytes, wait;
+    const zr_filter_t *filter;
+    char filter_type [8];
     topic_t *topic = s_need_queue (self, route, h, &queue);
     if (!topic
     ||  s_need_int (self, route, h, "offset", &offset, true, 0, 0,
@@ -1071,7 +1191,9 @@ s_cmd_pull (broker_t *self, route_t *route, const zr_obj_t *h)
     ||  s_need_int (self, route, h, "max_bytes", &max_bytes, false,
                     PULL_BYTES_DEFAULT, 1, INT32_MAX)
     ||  s_need_int (self, route, h, "wait", &wait, false, 0, 0,
-                    PULL_WAIT_MAX))
+                    PULL_WAIT_MAX)
+    ||  s_need_filter (self, route, h, &filter, filter_type,
+                       sizeof filter_type))
         return;
     if (s_lease_refused (self, route, h, topic, (int) queue))
         return;
@@ -1085,6 +1207,12 @@ s_cmd_pull (broker_t *self, route_t *route, const zr_obj_t *h)
         s_send_reply (self, route, NULL);
         return;
     }
+    int64_t asked = offset;
+    if (filter && offset < q->max && wait > 0
+    &&  s_pull_filtered (self, route, topic, (int) queue, offset,
+                         (int) max_count, (size_t) max_bytes, filter, asked,
+                         true, &offset) == 0)
+        return;                 //  replied; else nothing matched: park
     if (offset == q->max && wait > 0) {
         if (s_client_take (self, route)) {
             self->stats.busy++;
@@ -1101,13 +1229,35 @@ s_cmd_pull (broker_t *self, route_t *route, const zr_obj_t *h)
         w->max_count = (int) max_count;
         w->max_bytes = (size_t) max_bytes;
         w->deadline = zclock_mono () + wait;
+        w->asked = asked;
+        if (filter) {
+            const char *expr;
+            size_t len;
+            zr_field_str (h, "filter", &expr, &len);
+            w->filter_type = strdup (*filter_type ? filter_type : "tag");
+            w->filter = strndup (expr, len);
+        }
         zlistx_add_end (self->waiters, w);
         q->waiting++;
         self->stats.long_polls++;
         return;
     }
-    s_pull_reply (self, route, topic, (int) queue, offset, (int) max_count,
-                  (size_t) max_bytes);
+    s_pull_filtered (self, route, topic, (int) queue, offset,
+                     (int) max_count, (size_t) max_bytes, filter, asked,
+                     false, NULL);
+}
+
+//  A parked pull's filter (NULL: none), compiled again if the cache let
+//  it go (it compiled when the pull came).
+static const zr_filter_t *
+s_waiter_filter (broker_t *self, waiter_t *w)
+{
+    char err [256];
+    const zr_filter_t *filter = w->filter
+        ? zr_filter_cache_get (self->filters, w->filter_type, w->filter,
+                               strlen (w->filter), err, sizeof err)
+        : NULL;
+    return filter && !zr_filter_all (filter) ? filter : NULL;
 }
 
 //  Answers parked pulls whose queue got messages, or whose time is up
@@ -1129,10 +1279,17 @@ s_serve_waiters (broker_t *self, bool expire)
         else {
             queue_t *q = &topic->queue [w->queue];
             if (q->max > w->offset || (expire && now >= w->deadline)) {
-                s_pull_reply (self, &w->route, topic, w->queue, w->offset,
-                              w->max_count, w->max_bytes);
-                q->waiting--;
-                done = true;
+                //  A filtered pull woken by messages that do not match
+                //  waits on past them (section 14).
+                const zr_filter_t *filter = s_waiter_filter (self, w);
+                if (s_pull_filtered (self, &w->route, topic, w->queue,
+                                     w->offset, w->max_count, w->max_bytes,
+                                     filter, w->asked,
+                                     filter && now < w->deadline,
+                                     &w->offset) == 0) {
+                    q->waiting--;
+                    done = true;
+                }
             }
         }
         w = (waiter_t *) zlistx_next (self->waiters);
@@ -3179,6 +3336,7 @@ zr_broker_actor (zsock_t *pipe, void *args)
     self->bodies = zlistx_new ();
     zlistx_set_destructor (self->bodies, s_frame_free);
     self->groups = zr_groups_new ();
+    self->filters = zr_filter_cache_new (0);
     for (int i = 0; i < 8; i++)
         self->id_prefix [i] = (uint8_t) randof (256);
     zsock_signal (pipe, 0);
@@ -3239,8 +3397,10 @@ zr_broker_actor (zsock_t *pipe, void *args)
             topic_t *topic = (topic_t *) zhashx_lookup (self->topics,
                                                         w->topic);
             if (topic && w->queue < topic->queues)
-                s_pull_reply (self, &w->route, topic, w->queue, w->offset,
-                              w->max_count, w->max_bytes);
+                s_pull_filtered (self, &w->route, topic, w->queue, w->offset,
+                                 w->max_count, w->max_bytes,
+                                 s_waiter_filter (self, w), w->asked, false,
+                                 NULL);
             w = (waiter_t *) zlistx_next (self->waiters);
         }
         s_answer_parked (self, UINT64_MAX, 0, 0);
@@ -3263,6 +3423,7 @@ zr_broker_actor (zsock_t *pipe, void *args)
     zr_store_destroy (&self->store);
     zr_retry_destroy (&self->retry);
     zr_groups_destroy (&self->groups);
+    zr_filter_cache_destroy (&self->filters);
     zhashx_destroy (&self->topics);
     zhashx_destroy (&self->clients);
     zlistx_destroy (&self->endpoints);

@@ -18,6 +18,8 @@
 struct _zr_consumer_t {
     zr_client_t *client;
     int timeout;                //  ms, beyond a pull's own wait
+    char *filter_type;          //  "tag" or "sql", or NULL: no filter
+    char *filter;
 };
 
 struct _zr_pull_t {
@@ -51,6 +53,8 @@ zr_consumer_destroy (zr_consumer_t **self_p)
     if (!self)
         return;
     zr_client_destroy (&self->client);
+    zstr_free (&self->filter_type);
+    zstr_free (&self->filter);
     free (self);
     *self_p = NULL;
 }
@@ -60,6 +64,22 @@ zr_consumer_set_timeout (zr_consumer_t *self, int timeout_ms)
 {
     assert (self);
     self->timeout = timeout_ms > 0 ? timeout_ms : 1;
+}
+
+int
+zr_consumer_set_filter (zr_consumer_t *self, const char *type,
+                        const char *expr)
+{
+    assert (self);
+    if (type && strneq (type, "tag") && strneq (type, "sql"))
+        return -1;
+    zstr_free (&self->filter_type);
+    zstr_free (&self->filter);
+    if (expr) {
+        self->filter_type = strdup (type ? type : "tag");
+        self->filter = strdup (expr);
+    }
+    return 0;
 }
 
 //  Sends the begun request and returns the reply, or NULL on timeout.
@@ -113,12 +133,17 @@ zr_consumer_pull (zr_consumer_t *self, const char *topic, int queue,
         wait_ms = 0;
     if (wait_ms > INT_MAX - self->timeout)
         wait_ms = INT_MAX - self->timeout;      //  the broker rejects it
-    zr_enc_t *enc = zr_client_begin (self->client, "PULL", 5);
+    zr_enc_t *enc = zr_client_begin (self->client, "PULL",
+                                     self->filter ? 7 : 5);
     zr_enc_kstr (enc, "topic", topic);
     zr_enc_kint (enc, "queue", queue);
     zr_enc_kint (enc, "offset", offset);
     zr_enc_kint (enc, "max_count", max_count);
     zr_enc_kint (enc, "wait", wait_ms);
+    if (self->filter) {
+        zr_enc_kstr (enc, "filter_type", self->filter_type);
+        zr_enc_kstr (enc, "filter", self->filter);
+    }
     zr_reply_t *reply = s_call (self, wait_ms + self->timeout);
     if (!reply) {
         char reason [256];

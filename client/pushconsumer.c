@@ -78,6 +78,7 @@ typedef struct {
     char *offset_dir;
     int max_retries;
     zlist_t *topics;            //  char *, owned
+    zhashx_t *filters;          //  topic -> "tag:EXPR" / "sql:EXPR"
     zr_consume_fn *handler;
     void *arg;
 } settings_t;
@@ -227,6 +228,7 @@ s_settings_free (settings_t *s)
     zstr_free (&s->from);
     zstr_free (&s->offset_dir);
     zlist_destroy (&s->topics);
+    zhashx_destroy (&s->filters);
 }
 
 static char *
@@ -250,6 +252,7 @@ s_settings_copy (settings_t *to, const settings_t *from)
     for (char *t = (char *) zlist_first (from->topics); t;
          t = (char *) zlist_next (from->topics))
         zlist_append (to->topics, t);
+    to->filters = zhashx_dup (from->filters);
 }
 
 //  --------------------------------------------------------------------
@@ -548,7 +551,14 @@ s_send_pull (self_t *self, pqueue_t *q)
     if (room < 1)
         return;
     bool lease = !self->s.broadcast;
-    zr_enc_t *enc = zr_client_begin (b->client, "PULL", lease ? 7 : 5);
+    const char *filter = (const char *) zhashx_lookup (self->s.filters,
+                                                       q->topic);
+    zr_enc_t *enc = zr_client_begin (b->client, "PULL", (lease ? 7 : 5)
+                                                        + (filter ? 2 : 0));
+    if (filter) {                   //  "tag:EXPR" or "sql:EXPR"
+        zr_enc_kstr (enc, "filter_type", filter [0] == 's' ? "sql" : "tag");
+        zr_enc_kstr (enc, "filter", filter + 4);
+    }
     zr_enc_kstr (enc, "topic", q->topic);
     zr_enc_kint (enc, "queue", q->queue);
     zr_enc_kint (enc, "offset", q->next_pull);
@@ -997,6 +1007,10 @@ s_on_pull (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
     else
     if (st == ZR_OFFSET_OUT_OF_RANGE) {
         int64_t min = s_int (r, "min", 0), max = s_int (r, "max", 0);
+        zsys_info ("pushconsumer: %s: offset %" PRId64 " is outside %"
+                   PRId64 "..%" PRId64 " (retention?), continuing from %"
+                   PRId64, q->key, q->next_pull, min, max,
+                   q->next_pull < min ? min : max);
         q->next_pull = q->next_pull < min ? min : max;
     }
     else
@@ -1681,6 +1695,11 @@ zr_push_consumer_new (const char *fabric, const char *group)
     self->s.max_retries = 3;
     self->s.topics = zlist_new ();
     zlist_autofree (self->s.topics);
+    self->s.filters = zhashx_new ();
+    zhashx_set_duplicator (self->s.filters,
+                           (zhashx_duplicator_fn *) strdup);
+    zhashx_set_destructor (self->s.filters,
+                           (zhashx_destructor_fn *) zstr_free);
     char host [64] = "host";
     gethostname (host, sizeof (host) - 1);
     host [sizeof (host) - 1] = 0;
@@ -1825,6 +1844,26 @@ zr_push_consumer_subscribe (zr_push_consumer_t *self, const char *topic)
         if (streq (t, topic))
             return 0;
     zlist_append (self->s.topics, (void *) topic);
+    return 0;
+}
+
+int
+zr_push_consumer_subscribe_filtered (zr_push_consumer_t *self,
+                                     const char *topic, const char *type,
+                                     const char *expr)
+{
+    assert (self);
+    if (type && strneq (type, "tag") && strneq (type, "sql"))
+        return -1;
+    if (zr_push_consumer_subscribe (self, topic))
+        return -1;
+    if (expr) {
+        char *filter = zsys_sprintf ("%s:%s", type ? type : "tag", expr);
+        zhashx_update (self->s.filters, topic, filter);
+        zstr_free (&filter);
+    }
+    else
+        zhashx_delete (self->s.filters, topic);
     return 0;
 }
 

@@ -318,6 +318,16 @@ zr_pull_t *
     zr_consumer_pull (zr_consumer_t *self, const char *topic, int queue,
                       int64_t offset, int max_count, int wait_ms);
 
+//  Filters the following pulls on the broker (docs/protocol.md section
+//  14): type "tag" (`*`, `TagA || TagB`) or "sql" (SQL92 over
+//  properties and TAGS); expr NULL removes the filter. Only matching
+//  messages come back; zr_pull_next moves past the others. A malformed
+//  expression makes the next pull fail with ZR_BAD_ARGUMENT and a reason
+//  "position N: ...". Returns 0, or -1 on an unknown type.
+int
+    zr_consumer_set_filter (zr_consumer_t *self, const char *type,
+                            const char *expr);
+
 //  Number of queues of a topic, or -1 (unknown topic, timeout).
 int
     zr_consumer_queues (zr_consumer_t *self, const char *topic);
@@ -415,6 +425,16 @@ int zr_push_consumer_set_client_id (zr_push_consumer_t *self,
 //  Adds a topic. Returns 0, or -1 on a bad name.
 int
     zr_push_consumer_subscribe (zr_push_consumer_t *self, const char *topic);
+
+//  Adds a topic whose messages the broker filters (docs/protocol.md
+//  section 14): type "tag" or "sql", expr the expression (sent with
+//  every PULL; a malformed one is logged by the consumer as each PULL of
+//  the topic fails with BAD_ARGUMENT). Returns 0, or -1 on a bad name or
+//  type.
+int
+    zr_push_consumer_subscribe_filtered (zr_push_consumer_t *self,
+                                         const char *topic,
+                                         const char *type, const char *expr);
 
 //  Starts consuming. Returns 0, or -1 with *err (caller frees): no
 //  fabric found, no topic subscribed, offset dir missing in broadcast.
