@@ -738,7 +738,7 @@ test_garbage (void **state)
     s_send (f, NULL, 19, "x", 1);
     r = s_recv (f->dealer, RECV_TIMEOUT);
     assert_non_null (r);
-    s_expect_free (r, "MALFORMED", "frames");
+    s_expect_free (r, "MALFORMED", "frame");
     assert_true (s_total (f, "t") == 0);
     //  and 1000 frames
     s_send (f, NULL, 999, "y", 1);

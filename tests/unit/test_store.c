@@ -701,24 +701,43 @@ test_store_newer_format (void **state)
     zr_store_t *st = s_open (dir, NULL);
     zr_store_destroy (&st);
 
-    //  Raw RocksDB: set format to ZR_STORE_FORMAT + 1
-    const char *names [] = { "default", "msg", "offsets", "log", "timer" };
+    //  Raw RocksDB: set format to ZR_STORE_FORMAT + 1. Open every column
+    //  family the store made, whatever the current list is.
     rocksdb_options_t *opts = rocksdb_options_create ();
-    const rocksdb_options_t *cfopts [5] = { opts, opts, opts, opts, opts };
-    rocksdb_column_family_handle_t *cfs [5];
     char *rerr = NULL;
-    rocksdb_t *db = rocksdb_open_column_families (opts, dir, 5, names,
-                                                  cfopts, cfs, &rerr);
+    size_t count = 0;
+    char **names = rocksdb_list_column_families (opts, dir, &count, &rerr);
+    if (rerr)
+        fail_msg ("list column families: %s", rerr);
+    assert_true (count >= 5);
+    const rocksdb_options_t **cfopts = (const rocksdb_options_t **)
+        calloc (count, sizeof (rocksdb_options_t *));
+    rocksdb_column_family_handle_t **cfs =
+        (rocksdb_column_family_handle_t **)
+            calloc (count, sizeof (rocksdb_column_family_handle_t *));
+    for (size_t i = 0; i < count; i++)
+        cfopts [i] = opts;
+    rocksdb_t *db = rocksdb_open_column_families (
+        opts, dir, (int) count, (const char *const *) names, cfopts, cfs,
+        &rerr);
     if (rerr)
         fail_msg ("raw open: %s", rerr);
+    size_t dflt = count;
+    for (size_t i = 0; i < count; i++)
+        if (streq (names [i], "default"))
+            dflt = i;
+    assert_true (dflt < count);
     unsigned char val [8] = { 0, 0, 0, 0, 0, 0, 0, ZR_STORE_FORMAT + 1 };
     rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create ();
-    rocksdb_put_cf (db, wo, cfs [0], "format", 6, (const char *) val, 8,
+    rocksdb_put_cf (db, wo, cfs [dflt], "format", 6, (const char *) val, 8,
                     &rerr);
     assert_null (rerr);
     rocksdb_writeoptions_destroy (wo);
-    for (int i = 0; i < 5; i++)
+    for (size_t i = 0; i < count; i++)
         rocksdb_column_family_handle_destroy (cfs [i]);
+    rocksdb_list_column_families_destroy (names, count);
+    free (cfs);
+    free (cfopts);
     rocksdb_close (db);
     rocksdb_options_destroy (opts);
 
