@@ -6,6 +6,7 @@
 */
 #include "actors/cli.h"
 #include "client/client.h"
+#include "broker/delay.h"
 #include <poll.h>
 #include <unistd.h>
 
@@ -18,6 +19,12 @@ static const zr_cli_opt_t s_opts [] = {
     { "prop", "NAME=VALUE", "user property (repeatable)" },
     { "inflight", "N", "most sends in flight when input is waiting "
                        "(default 256; 1 sends one at a time)" },
+    { "delay", "DURATION", "deliver after this long (500ms, 30s, 2m, 1h, "
+                           "1d; a bare number is ms)" },
+    { "at", "TIME", "deliver at TIME (ms since the epoch, or ISO-8601 "
+                    "YYYY-MM-DDTHH:MM[:SS][Z])" },
+    { "batch", "N", "send input lines N to a request (SEND_BATCH: stored "
+                    "atomically in one queue)" },
     ZR_CLI_CLIENT_OPTS,
     { NULL, NULL, NULL }
 };
@@ -37,6 +44,11 @@ typedef struct {
     const char *endpoint;       //  broker, or nameservers when routed
     bool routed;                //  through nameservers
     size_t sent, ok, stored, failed;
+    int64_t delay_ms;           //  --delay, or -1
+    int64_t deliver_at;         //  --at, or -1
+    size_t batch;               //  --batch N, or 0
+    zr_message_t **group;       //  --batch: messages read, not yet sent
+    size_t grouped;
 } s_sender_t;
 
 static void
@@ -55,6 +67,15 @@ s_print_done (s_sender_t *self)
     bool printed = false;
     while (p && p->done) {
         zr_send_result_t *r = &p->result;
+        if ((r->status == ZR_SEND_OK || zr_status_stored (r->status))
+        &&  r->deliver_at > 0) {
+            printf ("%s\t%s\t%d\t%" PRId64 "\t%" PRId64 "\n",
+                    zr_status_str (r->status), r->msg_id, r->queue,
+                    r->offset, r->deliver_at);
+            self->ok += r->status == ZR_SEND_OK;
+            self->stored += r->status != ZR_SEND_OK;
+        }
+        else
         if (r->status == ZR_SEND_OK || zr_status_stored (r->status)) {
             printf ("%s\t%s\t%d\t%" PRId64 "\n", zr_status_str (r->status),
                     r->msg_id, r->queue, r->offset);
@@ -119,6 +140,30 @@ s_message (zr_cli_args_t *args, const char *topic, const void *body,
     return msg;
 }
 
+//  --batch: sends the grouped messages as one SEND_BATCH and prints a
+//  line per message.
+static void
+s_batch_flush (s_sender_t *self)
+{
+    if (self->grouped == 0)
+        return;
+    zr_send_result_t *results = (zr_send_result_t *) calloc (
+        self->grouped, sizeof (zr_send_result_t));
+    zr_producer_send_batch (self->producer, self->group, self->grouped,
+                            results);
+    for (size_t i = 0; i < self->grouped; i++) {
+        s_pending_t *p = (s_pending_t *) zmalloc (sizeof *p);
+        p->done = true;
+        p->result = results [i];
+        zlistx_add_end (self->pending, p);
+        zr_message_destroy (&self->group [i]);
+        self->sent++;
+    }
+    self->grouped = 0;
+    free (results);
+    s_print_done (self);
+}
+
 //  Sends one message (async); returns 0, or -1 on a local error.
 static int
 s_send (s_sender_t *self, zr_cli_args_t *args, const char *topic,
@@ -127,6 +172,16 @@ s_send (s_sender_t *self, zr_cli_args_t *args, const char *topic,
     zr_message_t *msg = s_message (args, topic, body, size);
     if (!msg)
         return -1;
+    if (self->delay_ms >= 0)
+        zr_message_set_delay (msg, self->delay_ms);
+    if (self->deliver_at >= 0)
+        zr_message_set_deliver_at (msg, self->deliver_at);
+    if (self->batch > 0) {
+        self->group [self->grouped++] = msg;
+        if (self->grouped == self->batch)
+            s_batch_flush (self);
+        return 0;
+    }
     s_pending_t *p = (s_pending_t *) zmalloc (sizeof *p);
     zlistx_add_end (self->pending, p);
     int rc = zr_producer_send_async (self->producer, msg, s_on_result, p);
@@ -146,6 +201,7 @@ s_send (s_sender_t *self, zr_cli_args_t *args, const char *topic,
 static void
 s_drain (s_sender_t *self)
 {
+    s_batch_flush (self);
     if (zlistx_size (self->pending) > 0)
         zr_producer_flush (self->producer, self->timeout_ms + 1000);
     s_print_done (self);
@@ -253,7 +309,9 @@ zr_cli_send (int argc, char **argv)
         zr_cli_usage (stdout,
             "zrocket send --topic TOPIC [--tag TAG] [--key KEY] [--queue Q] "
             "[--shard KEY]\n"
-            "                    [--prop NAME=VALUE]... [BODY]",
+            "                    [--prop NAME=VALUE]... [--delay DURATION | "
+            "--at TIME]\n"
+            "                    [--batch N] [BODY]",
             "Sends BODY as one message; without BODY, each line of standard\n"
             "input (without its newline) is one message, sent as it is read.\n"
             "Prints one line per message, in input order:\n"
@@ -262,6 +320,9 @@ zr_cli_send (int argc, char **argv)
             "      FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT, "
             "SLAVE_NOT_AVAILABLE)\n"
             "  STATUS<TAB>REASON                        when not stored\n"
+            "  STATUS<TAB>MSG_ID<TAB>-1<TAB>-1<TAB>DELIVER_AT  when delayed "
+            "(--delay,\n"
+            "      --at: queue and offset are chosen at delivery)\n"
             "Exit status: 0 all SEND_OK; 3 all stored, some durability not\n"
             "confirmed; 1 some message not stored; 2 usage error.\n"
             "Through a nameserver, sends spread over every broker serving\n"
@@ -277,10 +338,39 @@ zr_cli_send (int argc, char **argv)
         fprintf (stderr, "zrocket send: --topic is required\n");
         goto done;
     }
-    int64_t queue, inflight;
+    int64_t queue, inflight, batch;
     if (zr_cli_get_int (&args, "queue", -1, -1, INT32_MAX, &queue)
-    ||  zr_cli_get_int (&args, "inflight", 256, 1, 65536, &inflight))
+    ||  zr_cli_get_int (&args, "inflight", 256, 1, 65536, &inflight)
+    ||  zr_cli_get_int (&args, "batch", 0, 1, 1024, &batch))
         goto done;
+    self.delay_ms = -1;
+    self.deliver_at = -1;
+    self.batch = (size_t) batch;
+    const char *delay = zr_cli_get (&args, "delay");
+    const char *at = zr_cli_get (&args, "at");
+    if (delay && at) {
+        fprintf (stderr, "zrocket send: give --delay or --at, not both\n");
+        goto done;
+    }
+    if (delay && zr_delay_parse_duration (delay, &self.delay_ms)) {
+        fprintf (stderr, "zrocket send: --delay: '%s' is not a duration "
+                 "(a number with ms, s, m, h or d, e.g. 500ms or 30s)\n",
+                 delay);
+        goto done;
+    }
+    if (at && zr_cli_parse_time (at, &self.deliver_at)) {
+        fprintf (stderr, "zrocket send: --at: '%s' is not a time (ms since "
+                 "the epoch, or YYYY-MM-DDTHH:MM[:SS][Z])\n", at);
+        goto done;
+    }
+    if (self.batch && (delay || at)) {
+        fprintf (stderr, "zrocket send: --batch cannot be delayed (--delay, "
+                 "--at)\n");
+        goto done;
+    }
+    if (self.batch)
+        self.group = (zr_message_t **) calloc (self.batch,
+                                               sizeof (zr_message_t *));
     zlist_t *props = args.repeated [S_OPT_PROP];
     for (char *p = props ? (char *) zlist_first (props) : NULL; p;
          p = (char *) zlist_next (props))
@@ -347,7 +437,8 @@ zr_cli_send (int argc, char **argv)
                 break;
             //  No whole line buffered: if the writer is slow, show the
             //  results we have before blocking on it
-            if (zlistx_size (self.pending) > 0 && !s_stdin_readable ())
+            if ((zlistx_size (self.pending) > 0 || self.grouped > 0)
+            &&  !s_stdin_readable ())
                 s_drain (&self);
             s_fill (&reader);
         }
@@ -366,6 +457,9 @@ done:
         zlistx_destroy (&lists [i]);
     }
     free (reader.buf);
+    for (size_t i = 0; i < self.grouped; i++)
+        zr_message_destroy (&self.group [i]);
+    free (self.group);
     zr_cli_fabric_free (&fabric);
     zr_cli_args_free (&args);
     return rc;

@@ -37,6 +37,11 @@ const zr_setting_t zr_broker_settings [] = {
       "back (ms, s, m, h units); the last repeats" },
     { "max-reconsume", ZR_SETTING_INT, "16", NULL,
       "attempts before a message goes to the group's dead-letter queue" },
+    { "max-delay", ZR_SETTING_STR, "7d", NULL,
+      "longest delay of a delayed or scheduled message (ms, s, m, h, d "
+      "units); later ones are refused" },
+    { "max-batch-bytes", ZR_SETTING_INT, "4M", NULL,
+      "most body bytes in one SEND_BATCH" },
     { "nameserver", ZR_SETTING_STR, "auto", NULL,
       "nameservers to register with, comma-separated tcp:// endpoints; "
       "auto: 127.0.0.1:9876 if it answers, else beacons; none: no "

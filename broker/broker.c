@@ -33,18 +33,21 @@
 #include "actors/settings.h"
 #include "broker/nslink.h"
 #include "broker/retry.h"
+#include "broker/delay.h"
 #include "broker/groups.h"
 #include "broker/filter.h"
 
 #define HEADER_MAX (64 * 1024)
 #define BATCH_BYTES_MAX (16 * 1024 * 1024)
+#define ZR_BATCH_COUNT_MAX 1024     //  messages in one SEND_BATCH
 #define PULL_COUNT_DEFAULT 32
 #define PULL_COUNT_MAX 1024
 #define PULL_BYTES_DEFAULT (4 * 1024 * 1024)
 #define PULL_WAIT_MAX 60000
 #define QUEUES_MAX 1024
 #define IDENTITY_MAX 256
-#define FRAMES_MAX 8
+//  identity, delimiter, header and a SEND_BATCH's bodies
+#define FRAMES_MAX (ZR_BATCH_COUNT_MAX + 4)
 #define DISK_CHECK_MS 1000
 
 typedef struct _waiter_t waiter_t;
@@ -148,6 +151,8 @@ typedef struct {
     zlistx_t *parked;       //  parked_t
     zr_store_t *store;
     zr_retry_t *retry;      //  retry delays, next timer (broker/retry.c)
+    int64_t max_delay;      //  delayed messages (broker/delay.h), ms
+    int64_t max_batch_bytes;    //  SEND_BATCH body bytes
     zconfig_t *cfg;         //  our copy of the settings
     bool terminated;
     bool started;
@@ -211,6 +216,12 @@ typedef struct {
 //  Consumer groups: lease check for PULL and COMMIT_OFFSET.
 static int s_lease_refused (broker_t *self, route_t *route,
                             const zr_obj_t *h, topic_t *topic, int queue);
+//  Delayed messages: SEND's hook (protocol.md section 12).
+static void s_delay_send (broker_t *self, route_t *route, const zr_obj_t *h,
+                          topic_t *topic, int64_t queue, const char *id,
+                          const char *tags, size_t tags_len,
+                          const char *keys, size_t keys_len, int64_t born,
+                          const void *body, size_t body_size, int64_t due);
 
 //  --------------------------------------------------------------------
 //  Names and ids
@@ -877,8 +888,8 @@ s_cmd_send (broker_t *self, route_t *route, const zr_obj_t *h,
     }
     if (body_count != 1) {
         s_reply_error (self, route, ZR_MALFORMED,
-                       "SEND takes exactly one body frame, got %zu",
-                       body_count);
+                       "SEND takes exactly one body frame, got %zu "
+                       "frames", body_count);
         goto rejected;
     }
     size_t body_size = zmq_msg_size (&bodies [0]);
@@ -917,6 +928,22 @@ s_cmd_send (broker_t *self, route_t *route, const zr_obj_t *h,
                        "topic '%s' has queues 0..%d, not %" PRId64, name,
                        topic->queues - 1, queue);
         goto rejected;
+    }
+    if (zr_delay_requested (h)) {
+        char why [256];
+        int64_t due;
+        zr_status_t st = zr_delay_due (h, zclock_time (), self->max_delay,
+                                       &due, why, sizeof why);
+        if (st != ZR_OK) {
+            s_reply_error (self, route, st, "%s", why);
+            goto rejected;
+        }
+        if (!*id)
+            s_make_id (self, id);
+        s_delay_send (self, route, h, topic, queue, id, tags, tags_len,
+                      keys, keys_len, born, zmq_msg_data (&bodies [0]),
+                      body_size, due);
+        return;
     }
     if (queue < 0) {
         const char *shard;
@@ -2296,9 +2323,10 @@ s_group_topic_get (broker_t *self, const char *name)
 //  to topic, with no reply. The id is kept (a missing or bad one gets a
 //  new id).
 static zr_status_t
-s_append_from_map (broker_t *self, topic_t *topic, const zr_obj_t *map,
-                   const char *const *extra, const void *body,
-                   size_t body_size, char *reason, size_t reason_size)
+s_append_from_map (broker_t *self, topic_t *topic, int queue,
+                   const zr_obj_t *map, const char *const *extra,
+                   const void *body, size_t body_size, char *reason,
+                   size_t reason_size)
 {
     char id [ZR_MSG_ID_LEN + 1];
     const char *s = "", *tags = "", *keys = "";
@@ -2321,7 +2349,8 @@ s_append_from_map (broker_t *self, topic_t *topic, const zr_obj_t *map,
     int64_t born = 0;
     if (zr_field_int (map, "born", &born) != ZR_FIELD_OK || born < 0)
         born = 0;
-    int queue = (int) (topic->round_robin++ % (uint32_t) topic->queues);
+    if (queue < 0 || queue >= topic->queues)
+        queue = (int) (topic->round_robin++ % (uint32_t) topic->queues);
     return s_msg_append (self, NULL, true, topic, queue, id, tags, tags_len,
                          keys, keys_len, zr_obj_get (map, "props"), extra,
                          born, body, body_size, reason, reason_size);
@@ -2457,8 +2486,8 @@ s_cmd_send_back (broker_t *self, route_t *route, const zr_obj_t *h)
     zr_status_t status = ZR_OK;
     int64_t due = 0;
     if (to_dlq)
-        status = s_append_from_map (self, target, map, history.kv, body,
-                                    body_size, reason, sizeof reason);
+        status = s_append_from_map (self, target, -1, map, history.kv,
+                                    body, body_size, reason, sizeof reason);
     else {
         zr_enc_t *enc = zr_enc_new ();
         if (zr_retry_timer_encode (enc, name, map, history.kv, body,
@@ -2492,6 +2521,322 @@ s_cmd_send_back (broker_t *self, route_t *route, const zr_obj_t *h)
 done:
     zr_hdr_destroy (&hdr);
     free (record);
+}
+
+//  --------------------------------------------------------------------
+//  Batch send (protocol.md section 12, SEND_BATCH): all messages in one
+//  queue, one WriteBatch, consecutive offsets; any bad message rejects
+//  the whole batch.
+
+//  Checks message i of a batch; returns 0 or replies and returns -1.
+static int
+s_batch_check (broker_t *self, route_t *route, const zr_obj_t *m, size_t i)
+{
+    const char *s;
+    size_t len;
+    int64_t born;
+    if (!zr_obj_is_map (m)) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "msgs[%zu] must be a map; nothing stored", i);
+        return -1;
+    }
+    int rc = zr_field_str (m, "id", &s, &len);
+    if (rc == ZR_FIELD_TYPE || (rc == ZR_FIELD_OK && !s_valid_id (s, len))) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "msgs[%zu]: id must be %d hex digits; nothing "
+                       "stored", i, ZR_MSG_ID_LEN);
+        return -1;
+    }
+    if (zr_field_str (m, "tags", &s, &len) == ZR_FIELD_TYPE
+    ||  zr_field_str (m, "keys", &s, &len) == ZR_FIELD_TYPE) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "msgs[%zu]: tags and keys must be strings; nothing "
+                       "stored", i);
+        return -1;
+    }
+    rc = zr_field_int (m, "born", &born);
+    if (rc == ZR_FIELD_TYPE || (rc == ZR_FIELD_OK && born < 0)) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "msgs[%zu]: born must be an integer >= 0; nothing "
+                       "stored", i);
+        return -1;
+    }
+    if (zr_delay_requested (m)) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "msgs[%zu]: messages in a batch cannot be delayed; "
+                       "nothing stored", i);
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_cmd_send_batch (broker_t *self, route_t *route, const zr_obj_t *h,
+                  zmq_msg_t *bodies, size_t body_count)
+{
+    char name [ZR_NAME_MAX + 2];
+    int64_t queue;
+    char (*ids) [ZR_MSG_ID_LEN + 1] = NULL;
+    if (s_need_name (self, route, h, "topic", name)
+    ||  s_need_int (self, route, h, "queue", &queue, false, -1, -1,
+                    INT32_MAX))
+        goto rejected;
+    const zr_obj_t *msgs = zr_obj_get (h, "msgs");
+    if (!msgs || !zr_obj_is_array (msgs)) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "field 'msgs' must be an array of message maps");
+        goto rejected;
+    }
+    size_t count = zr_obj_size (msgs);
+    if (count == 0) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "field 'msgs' is empty: a batch needs a message");
+        goto rejected;
+    }
+    if (count > ZR_BATCH_COUNT_MAX) {
+        s_reply_error (self, route, ZR_MSG_TOO_LARGE,
+                       "batch has %zu messages, the limit is %d; nothing "
+                       "stored", count, ZR_BATCH_COUNT_MAX);
+        goto rejected;
+    }
+    if (count != body_count) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "SEND_BATCH lists %zu messages but has %zu body "
+                       "frames", count, body_count);
+        goto rejected;
+    }
+    if (zr_delay_requested (h)) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "a batch cannot be delayed; nothing stored");
+        goto rejected;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++) {
+        size_t size = zmq_msg_size (&bodies [i]);
+        if ((int64_t) size > self->max_msg_size) {
+            s_reply_error (self, route, ZR_MSG_TOO_LARGE,
+                           "msgs[%zu]: body is %zu bytes, the limit is %"
+                           PRId64 "; nothing stored", i, size,
+                           self->max_msg_size);
+            goto rejected;
+        }
+        total += size;
+    }
+    if ((int64_t) total > self->max_batch_bytes) {
+        s_reply_error (self, route, ZR_MSG_TOO_LARGE,
+                       "batch bodies are %zu bytes in all, the limit "
+                       "(max-batch-bytes) is %" PRId64 "; nothing stored",
+                       total, self->max_batch_bytes);
+        goto rejected;
+    }
+    for (size_t i = 0; i < count; i++)
+        if (s_batch_check (self, route, zr_obj_at (msgs, i), i))
+            goto rejected;
+    if (self->disk_full) {
+        s_reply_error (self, route, ZR_DISK_FULL,
+                       "free disk space is below the threshold; not stored");
+        goto rejected;
+    }
+    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
+    if (!topic && self->auto_create) {
+        const char *reason = NULL;
+        topic = s_topic_create (self, name, self->default_queues, &reason);
+        if (!topic) {
+            s_reply_error (self, route, ZR_STORE_ERROR,
+                           "cannot create topic '%s': %s", name, reason);
+            goto rejected;
+        }
+    }
+    if (!topic) {
+        s_reply_error (self, route, ZR_TOPIC_NOT_FOUND,
+                       "topic '%s' does not exist (create it, or run the "
+                       "broker with auto-create)", name);
+        goto rejected;
+    }
+    if (queue >= topic->queues) {
+        s_reply_error (self, route, ZR_QUEUE_NOT_FOUND,
+                       "topic '%s' has queues 0..%d, not %" PRId64, name,
+                       topic->queues - 1, queue);
+        goto rejected;
+    }
+    if (queue < 0) {
+        const char *shard;
+        size_t shard_len;
+        int rc = zr_field_str (h, "shard", &shard, &shard_len);
+        if (rc == ZR_FIELD_TYPE) {
+            s_reply_error (self, route, ZR_MALFORMED,
+                           "field 'shard' must be a string");
+            goto rejected;
+        }
+        if (rc == ZR_FIELD_OK)
+            queue = s_fnv1a (shard, shard_len) % (uint32_t) topic->queues;
+        else
+            queue = topic->round_robin++ % (uint32_t) topic->queues;
+    }
+    //  The open batch holds nothing else: a failure rolls back only ours.
+    s_batch_commit (self);
+    int64_t first = topic->queue [queue].next;
+    ids = calloc (count, sizeof *ids);
+    for (size_t i = 0; i < count; i++) {
+        const zr_obj_t *m = zr_obj_at (msgs, i);
+        const char *s = "", *tags = "", *keys = "";
+        size_t len = 0, tags_len = 0, keys_len = 0;
+        int64_t born = 0;
+        if (zr_field_str (m, "id", &s, &len) == ZR_FIELD_OK) {
+            memcpy (ids [i], s, len);
+            ids [i][len] = 0;
+        }
+        else
+            s_make_id (self, ids [i]);
+        if (zr_field_str (m, "tags", &tags, &tags_len) != ZR_FIELD_OK)
+            tags_len = 0;
+        if (zr_field_str (m, "keys", &keys, &keys_len) != ZR_FIELD_OK)
+            keys_len = 0;
+        if (zr_field_int (m, "born", &born) != ZR_FIELD_OK)
+            born = 0;
+        char reason [256];
+        zr_status_t status = s_msg_append (
+            self, NULL, true, topic, (int) queue, ids [i], tags, tags_len,
+            keys, keys_len, zr_obj_get (m, "props"), NULL, born,
+            zmq_msg_data (&bodies [i]), zmq_msg_size (&bodies [i]), reason,
+            sizeof reason);
+        if (status != ZR_OK) {
+            s_retry_rollback (self);
+            s_reply_error (self, route, status, "msgs[%zu]: %s; nothing "
+                           "stored", i, reason);
+            goto rejected;
+        }
+    }
+    if (s_retry_commit (self)) {
+        s_reply_error (self, route, ZR_STORE_ERROR,
+                       "store write failed, batch not stored");
+        goto rejected;
+    }
+    self->stats.sends_ok += count;
+    self->stats.bytes_in += total;
+    s_reply_begin (self, route, ZR_SEND_OK, NULL, 5);
+    zr_enc_kstr (self->enc, "topic", topic->name);
+    zr_enc_kint (self->enc, "queue", queue);
+    zr_enc_kint (self->enc, "count", (int64_t) count);
+    zr_enc_kstr (self->enc, "flush", self->flush_sync ? "sync" : "async");
+    zr_enc_str (self->enc, "results");
+    zr_enc_array (self->enc, count);
+    for (size_t i = 0; i < count; i++) {
+        char store_id [ZR_STORE_ID_MAX + 1];
+        snprintf (store_id, sizeof store_id, "%s:%s:%d:%" PRId64,
+                  zr_store_group (self->store), topic->name, (int) queue,
+                  first + (int64_t) i);
+        zr_enc_map (self->enc, 3);
+        zr_enc_kstr (self->enc, "id", ids [i]);
+        zr_enc_kstr (self->enc, "store_id", store_id);
+        zr_enc_kint (self->enc, "offset", first + (int64_t) i);
+    }
+    s_send_reply (self, route, NULL);
+    free (ids);
+    return;
+rejected:
+    free (ids);
+    self->stats.sends_rejected++;
+}
+
+//  --------------------------------------------------------------------
+//  Delayed messages (protocol.md section 12, broker/delay.h)
+
+//  Stores a delayed SEND as a timer (its own commit) and answers SEND_OK
+//  with the due time. queue is the explicit queue or -1.
+static void
+s_delay_send (broker_t *self, route_t *route, const zr_obj_t *h,
+              topic_t *topic, int64_t queue, const char *id,
+              const char *tags, size_t tags_len, const char *keys,
+              size_t keys_len, int64_t born, const void *body,
+              size_t body_size, int64_t due)
+{
+    const char *shard = NULL;
+    size_t shard_len = 0;
+    if (queue >= 0
+    ||  zr_field_str (h, "shard", &shard, &shard_len) != ZR_FIELD_OK)
+        shard = NULL;
+    s_batch_commit (self);
+    zr_enc_t *enc = zr_enc_new ();
+    if (zr_delay_timer_encode (enc, topic->name, id, tags, tags_len, keys,
+                               keys_len, zr_obj_get (h, "props"), born,
+                               queue, shard, shard_len, due, body,
+                               body_size)) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "field 'props' must be a map of strings");
+        goto failed;
+    }
+    //  The stored record adds store_id, offset, stored and DELIVER_AT.
+    if (zr_enc_size (enc) - body_size + 160 > HEADER_MAX) {
+        s_reply_error (self, route, ZR_MSG_TOO_LARGE,
+                       "message properties are %zu bytes, the limit is %d",
+                       zr_enc_size (enc) - body_size + 160, HEADER_MAX);
+        goto failed;
+    }
+    zr_store_batch_timer_put (self->store, due, zr_enc_data (enc),
+                              zr_enc_size (enc), NULL);
+    if (s_retry_commit (self)) {
+        s_reply_error (self, route, ZR_STORE_ERROR,
+                       "store write failed, message not stored");
+        goto failed;
+    }
+    zr_enc_destroy (&enc);
+    zr_retry_timer_added (self->retry, due);
+    self->stats.sends_ok++;
+    self->stats.bytes_in += body_size;
+    s_reply_begin (self, route, ZR_SEND_OK, NULL, 4);
+    zr_enc_kstr (self->enc, "id", id);
+    zr_enc_kstr (self->enc, "topic", topic->name);
+    zr_enc_kint (self->enc, "deliver_at", due);
+    zr_enc_kstr (self->enc, "flush", self->flush_sync ? "sync" : "async");
+    s_send_reply (self, route, NULL);
+    return;
+failed:
+    zr_enc_destroy (&enc);
+    if (route->oneway)
+        self->stats.oneway_rejected++;
+    else
+        self->stats.sends_rejected++;
+}
+
+//  Moves a due delayed message (a decoded timer value) into its topic:
+//  the explicit queue, else the shard's, else round robin. A topic gone
+//  meanwhile is created again with auto-create, else the message is
+//  dropped (logged). Returns -1 on a store error (try again later).
+static int
+s_delay_deliver (broker_t *self, const char *name, const zr_obj_t *root,
+                 const void *body, size_t body_size)
+{
+    int64_t queue, due;
+    const char *shard;
+    size_t shard_len;
+    zr_delay_timer_target (root, &queue, &shard, &shard_len, &due);
+    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
+    if (!topic && self->auto_create) {
+        const char *reason = NULL;
+        topic = s_topic_create (self, name, self->default_queues, &reason);
+        if (!topic) {
+            zsys_error ("broker: cannot create %s for a delayed message: "
+                        "%s", name, reason);
+            return -1;
+        }
+    }
+    if (!topic) {
+        zsys_error ("broker: dropping a delayed message to %s: the topic "
+                    "no longer exists", name);
+        return 0;
+    }
+    if (queue < 0 && shard)
+        queue = s_fnv1a (shard, shard_len) % (uint32_t) topic->queues;
+    char at [24];
+    snprintf (at, sizeof at, "%" PRId64, due);
+    const char *extra [] = { "DELIVER_AT", at, NULL };
+    char reason [256];
+    if (s_append_from_map (self, topic, (int) queue, root, extra, body,
+                           body_size, reason, sizeof reason))
+        zsys_error ("broker: dropping a delayed message to %s: %s", name,
+                    reason);
+    return 0;
 }
 
 //  Time to the next timer, ms (-1: none).
@@ -2552,6 +2897,15 @@ s_retry_fire (broker_t *self)
         ||  !s_valid_name (name, strlen (name)))
             zsys_error ("broker: dropping a damaged retry timer (%zu "
                         "bytes)", zchunk_size (d->value));
+        else
+        if (zr_delay_timer_is (zr_hdr_root (hdr))) {
+            if (s_delay_deliver (self, name, zr_hdr_root (hdr), body,
+                                 body_size)) {
+                failed = true;
+                zr_hdr_destroy (&hdr);
+                break;
+            }
+        }
         else {
             topic_t *topic = s_group_topic_get (self, name);
             if (!topic) {
@@ -2560,7 +2914,7 @@ s_retry_fire (broker_t *self)
                 break;
             }
             char reason [256];
-            if (s_append_from_map (self, topic, zr_hdr_root (hdr), NULL,
+            if (s_append_from_map (self, topic, -1, zr_hdr_root (hdr), NULL,
                                    body, body_size, reason, sizeof reason))
                 zsys_error ("broker: dropping a retry to %s: %s", name,
                             reason);
@@ -2649,7 +3003,7 @@ s_dlq_visit (int64_t offset, const void *record, size_t size, void *arg)
         zr_retry_history_t history;
         zr_retry_history (&history, map, NULL, 0, 0);
         char reason [256];
-        if (s_append_from_map (w->self, w->retry, map, history.kv, body,
+        if (s_append_from_map (w->self, w->retry, -1, map, history.kv, body,
                                body_size, reason, sizeof reason)) {
             zsys_error ("broker: resend of dead letter %s: %s", mark,
                         reason);
@@ -2873,6 +3227,11 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
         s_cmd_send (self, &route, h, bodies, body_count);
         if ((int) self->pending_count >= self->batch_max)
             s_batch_commit (self);
+        goto done;
+    }
+    if (streq (cmd, "SEND_BATCH")) {
+        s_batch_commit (self);
+        s_cmd_send_batch (self, &route, h, bodies, body_count);
         goto done;
     }
     //  Every other command sees the sends before it.
@@ -3127,6 +3486,17 @@ s_configure (broker_t *self, char **err)
     self->heartbeat_ms = (int) heartbeat;
     self->beacon_port = (int) beacon_port;
     if (s_retry_configure (self, err))
+        return -1;
+    const char *max_delay = zr_setting_get (self->cfg, "broker",
+                                            zr_broker_settings, "max-delay");
+    if (zr_delay_parse_duration (max_delay, &self->max_delay)) {
+        *err = zsys_sprintf ("setting max-delay: '%s' is not a duration (a "
+                             "number with ms, s, m, h or d)",
+                             max_delay ? max_delay : "");
+        return -1;
+    }
+    if (s_setting_int (self, "max-batch-bytes", 1, 1LL << 30,
+                       &self->max_batch_bytes, err))
         return -1;
     int64_t member_hb, member_expiry, lease;
     if (s_setting_int (self, "member-heartbeat-ms", 10, 3600000, &member_hb,

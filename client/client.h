@@ -97,5 +97,10 @@ bool zr_name_valid (const char *name, size_t len);
 const char *zr_message_sharding_key (zr_message_t *self);
 //  Sets the born time, ms since the Unix epoch.
 void zr_message_set_born (zr_message_t *self, int64_t born);
+//  The delay field to send: *name "delay_ms", "deliver_at" or
+//  "delay_level" and *value, or *name NULL when the message is not
+//  delayed.
+void zr_message_delay (zr_message_t *self, const char **name,
+                       int64_t *value);
 
 #endif

@@ -20,6 +20,8 @@ struct _zr_message_t {
     int64_t offset;             //  -1 when unknown
     int64_t born;               //  ms since epoch, 0 when unknown
     int64_t stored;
+    int delay_kind;             //  0 none, 1 delay_ms, 2 deliver_at, 3 level
+    int64_t delay_value;
 };
 
 //  True when name is 1..ZR_NAME_MAX characters of A-Z a-z 0-9 _ - % |.
@@ -184,6 +186,43 @@ zr_message_sharding_key (zr_message_t *self)
 {
     assert (self);
     return self->shard ? self->shard : "";
+}
+
+//  Delays (docs/protocol.md section 12): one kind at a time.
+static void
+s_set_delay (zr_message_t *self, int kind, int64_t value)
+{
+    assert (self);
+    self->delay_kind = value < 0 ? 0 : kind;
+    self->delay_value = value < 0 ? 0 : value;
+}
+
+void
+zr_message_set_delay (zr_message_t *self, int64_t ms)
+{
+    s_set_delay (self, 1, ms);
+}
+
+void
+zr_message_set_deliver_at (zr_message_t *self, int64_t ms_epoch)
+{
+    s_set_delay (self, 2, ms_epoch);
+}
+
+void
+zr_message_set_delay_level (zr_message_t *self, int level)
+{
+    s_set_delay (self, 3, level);
+}
+
+void
+zr_message_delay (zr_message_t *self, const char **name, int64_t *value)
+{
+    assert (self);
+    static const char *names [] = { NULL, "delay_ms", "deliver_at",
+                                    "delay_level" };
+    *name = names [self->delay_kind];
+    *value = self->delay_value;
 }
 
 const char *

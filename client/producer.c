@@ -424,6 +424,10 @@ s_send_request (s_conn_t *conn, zr_message_t *msg, int queue, bool shard_on,
     fields += *keys != 0;
     fields += nprops > 0;
     fields += oneway;
+    const char *delay_name;
+    int64_t delay_value;
+    zr_message_delay (msg, &delay_name, &delay_value);
+    fields += delay_name != NULL;
     zr_enc_t *enc = zr_client_begin (conn->client, "SEND", fields);
     zr_enc_kstr (enc, "topic", zr_message_topic (msg));
     zr_enc_kstr (enc, "id", zr_message_id (msg));
@@ -447,6 +451,8 @@ s_send_request (s_conn_t *conn, zr_message_t *msg, int queue, bool shard_on,
     }
     if (oneway)
         zr_enc_kbool (enc, "oneway", true);
+    if (delay_name)
+        zr_enc_kint (enc, delay_name, delay_value);
 
     const void *data [1] = { zr_message_body (msg) };
     size_t size [1] = { zr_message_size (msg) };
@@ -466,6 +472,17 @@ s_message_copy (zr_message_t *msg)
     zr_message_set_queue (copy, zr_message_queue (msg));
     zr_message_set_id (copy, zr_message_id (msg));
     zr_message_set_born (copy, zr_message_born (msg));
+    const char *delay_name;
+    int64_t delay_value;
+    zr_message_delay (msg, &delay_name, &delay_value);
+    if (delay_name && streq (delay_name, "delay_ms"))
+        zr_message_set_delay (copy, delay_value);
+    else
+    if (delay_name && streq (delay_name, "deliver_at"))
+        zr_message_set_deliver_at (copy, delay_value);
+    else
+    if (delay_name)
+        zr_message_set_delay_level (copy, (int) delay_value);
     zhashx_t *props = zr_message_props (msg);
     if (props)
         for (const char *value = (const char *) zhashx_first (props); value;
@@ -534,6 +551,8 @@ s_result_from_reply (zr_send_result_t *result, zr_reply_t *reply)
         result->queue = (int) value;
     if (zr_field_int (hdr, "offset", &value) == ZR_FIELD_OK && value >= 0)
         result->offset = value;
+    if (zr_field_int (hdr, "deliver_at", &value) == ZR_FIELD_OK && value >= 0)
+        result->deliver_at = value;
     char flush [8];
     result->flush_sync
         = zr_field_strbuf (hdr, "flush", flush, sizeof (flush)) == ZR_FIELD_OK
@@ -1262,6 +1281,176 @@ zr_producer_flush (zr_producer_t *self, int timeout_ms)
     }
     int rc = self->timeouts ? -1 : 0;
     self->timeouts = 0;
+    self->depth--;
+    return rc;
+}
+
+//  --------------------------------------------------------------------
+//  Batch send (docs/protocol.md section 12, SEND_BATCH)
+
+//  Sets every result to status and reason.
+static void
+s_batch_fail (zr_send_result_t *results, size_t count, zr_status_t status,
+              const char *reason)
+{
+    for (size_t i = 0; results && i < count; i++) {
+        results [i].status = status;
+        s_copy (results [i].reason, sizeof (results [i].reason), reason);
+    }
+}
+
+//  Encodes one SEND_BATCH message map.
+static void
+s_batch_msg (zr_enc_t *enc, zr_message_t *msg)
+{
+    const char *tags = zr_message_tags (msg);
+    const char *keys = zr_message_keys (msg);
+    zhashx_t *props = zr_message_props (msg);
+    size_t nprops = props ? zhashx_size (props) : 0;
+    zr_enc_map (enc, 2 + (*tags != 0) + (*keys != 0) + (nprops > 0));
+    zr_enc_kstr (enc, "id", zr_message_id (msg));
+    zr_enc_kint (enc, "born", zr_message_born (msg));
+    if (*tags)
+        zr_enc_kstr (enc, "tags", tags);
+    if (*keys)
+        zr_enc_kstr (enc, "keys", keys);
+    if (nprops) {
+        zr_enc_str (enc, "props");
+        zr_enc_map (enc, nprops);
+        for (const char *value = (const char *) zhashx_first (props); value;
+             value = (const char *) zhashx_next (props)) {
+            zr_enc_str (enc, (const char *) zhashx_cursor (props));
+            zr_enc_str (enc, value);
+        }
+    }
+}
+
+//  Fills the results from a SEND_BATCH reply; returns 0 when stored.
+static int
+s_batch_results (zr_send_result_t *results, size_t count, zr_reply_t *reply)
+{
+    zr_send_result_t head;
+    s_result_init (&head, "");
+    s_result_from_reply (&head, reply);
+    const zr_obj_t *hdr = zr_reply_header (reply);
+    const zr_obj_t *list = zr_obj_get (hdr, "results");
+    bool stored = zr_status_stored (head.status);
+    if (stored && (!zr_obj_is_array (list) || zr_obj_size (list) != count)) {
+        s_batch_fail (results, count, ZR_MALFORMED,
+                      "SEND_BATCH reply without one result per message");
+        return -1;
+    }
+    for (size_t i = 0; results && i < count; i++) {
+        zr_send_result_t *r = &results [i];
+        r->status = head.status;
+        s_copy (r->reason, sizeof (r->reason), head.reason);
+        r->flush_sync = head.flush_sync;
+        if (!stored)
+            continue;
+        const zr_obj_t *m = zr_obj_at (list, i);
+        int64_t value;
+        r->queue = head.queue;
+        if (zr_field_strbuf (m, "store_id", r->store_id,
+                             sizeof (r->store_id)) != ZR_FIELD_OK)
+            r->store_id [0] = 0;
+        if (zr_field_int (m, "offset", &value) == ZR_FIELD_OK && value >= 0)
+            r->offset = value;
+        char id [ZR_MSG_ID_LEN + 1];
+        if (zr_field_strbuf (m, "id", id, sizeof (id)) == ZR_FIELD_OK && *id)
+            memcpy (r->msg_id, id, sizeof (id));
+    }
+    return stored ? 0 : -1;
+}
+
+int
+zr_producer_send_batch (zr_producer_t *self, zr_message_t **msgs,
+                        size_t count, zr_send_result_t *results)
+{
+    assert (self);
+    for (size_t i = 0; i < count; i++) {
+        assert (msgs [i]);
+        s_prepare (self, msgs [i]);
+        if (results)
+            s_result_init (&results [i], zr_message_id (msgs [i]));
+    }
+    if (count == 0)
+        return -1;
+    for (size_t i = 1; i < count; i++)
+        if (strneq (zr_message_topic (msgs [i]), zr_message_topic (msgs [0]))) {
+            s_batch_fail (results, count, ZR_BAD_ARGUMENT,
+                          "a batch goes to one topic: message 0 is for "
+                          "another topic than a later one");
+            return -1;
+        }
+    self->depth++;
+    s_conn_gc (self);
+    zr_send_result_t local;
+    s_result_init (&local, "");
+    int queue = zr_message_queue (msgs [0]);
+    bool shard_on = true;
+    s_conn_t *conn = NULL;
+    if (self->router) {
+        int64_t end = zclock_mono () + self->timeout;
+        zr_router_route_t *route = s_route (self, msgs [0], false, end,
+                                            &local);
+        conn = route ? s_pick (self, route, msgs [0], NULL, &queue, &local)
+                     : NULL;
+        shard_on = false;
+    }
+    else
+        conn = self->conns [0];
+    if (!conn) {
+        s_batch_fail (results, count, local.status, local.reason);
+        self->depth--;
+        return -1;
+    }
+    bool outer_active = self->sync_active;
+    s_conn_t *outer_conn = self->sync_conn;
+    uint64_t outer_first = self->sync_first_rid;
+    self->sync_active = true;
+    self->sync_conn = conn;
+    self->sync_first_rid = zr_client_rid (conn->client) + 1;
+
+    const char *shard = shard_on ? zr_message_sharding_key (msgs [0]) : "";
+    zr_enc_t *enc = zr_client_begin (conn->client, "SEND_BATCH",
+                                     2 + (queue >= 0) + (*shard != 0));
+    zr_enc_kstr (enc, "topic", zr_message_topic (msgs [0]));
+    if (queue >= 0)
+        zr_enc_kint (enc, "queue", queue);
+    if (*shard)
+        zr_enc_kstr (enc, "shard", shard);
+    zr_enc_str (enc, "msgs");
+    zr_enc_array (enc, count);
+    const void **data = (const void **) malloc (sizeof (void *) * count);
+    size_t *size = (size_t *) malloc (sizeof (size_t) * count);
+    for (size_t i = 0; i < count; i++) {
+        s_batch_msg (enc, msgs [i]);
+        data [i] = zr_message_body (msgs [i]);
+        size [i] = zr_message_size (msgs [i]);
+    }
+    int rc = -1;
+    if (zr_client_send (conn->client, data, size, count) == 0) {
+        zr_reply_t *reply = s_wait_reply (self,
+                                          zclock_mono () + self->timeout);
+        if (reply)
+            rc = s_batch_results (results, count, reply);
+        else {
+            s_result_timeout (conn, self->timeout, &local);
+            s_batch_fail (results, count, local.status, local.reason);
+        }
+        zr_reply_destroy (&reply);
+    }
+    else {
+        char reason [256];
+        snprintf (reason, sizeof (reason), "cannot send to %s: %s",
+                  zr_client_endpoint (conn->client), zmq_strerror (errno));
+        s_batch_fail (results, count, ZR_TIMEOUT, reason);
+    }
+    free (data);
+    free (size);
+    self->sync_active = outer_active;
+    self->sync_conn = outer_conn;
+    self->sync_first_rid = outer_first;
     self->depth--;
     return rc;
 }

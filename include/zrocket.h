@@ -197,6 +197,17 @@ void zr_message_set_sharding_key (zr_message_t *self, const char *key);
 //  Sets the producer-assigned id (32 hex digits); the producer assigns
 //  one when none is set, and keeps it across its retries.
 void zr_message_set_id (zr_message_t *self, const char *id);
+//  Delayed and scheduled messages (docs/protocol.md section 12): the
+//  message becomes visible ms after the broker receives it, at ms_epoch
+//  (ms since the Unix epoch; a past time: at once), or after RocketMQ
+//  delay level 1..18 (1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m
+//  30m 1h 2h). At most one applies: each call replaces the others; a
+//  negative value clears it. The broker refuses delays beyond its
+//  max-delay setting (BAD_ARGUMENT). A delayed send's result has
+//  deliver_at set, no queue or offset (they are chosen at delivery).
+void zr_message_set_delay (zr_message_t *self, int64_t ms);
+void zr_message_set_deliver_at (zr_message_t *self, int64_t ms_epoch);
+void zr_message_set_delay_level (zr_message_t *self, int level);
 
 //  Getters: borrowed strings, valid while the message lives. A field
 //  that is not set reads "" (strings), -1 (queue, offset) or 0 (times).
@@ -230,6 +241,7 @@ typedef struct {
     bool flush_sync;            //  true: fsync'd before the reply
     char reason [256];          //  human reason for a non-OK status
     void *user;                 //  async: the arg given to send_async
+    int64_t deliver_at;         //  delayed send: due time, ms since epoch
 } zr_send_result_t;
 
 //  Called for each async send when its reply (or timeout) arrives, in the
@@ -279,6 +291,16 @@ int
 int
     zr_producer_send_async (zr_producer_t *self, zr_message_t *msg,
                             zr_send_fn *callback, void *arg);
+
+//  Sends count messages (all to the same topic, none delayed) as one
+//  SEND_BATCH: stored atomically in one queue (the first message's queue
+//  or sharding key, else the broker's choice) with consecutive offsets,
+//  or not at all. Fills results[i] (may be NULL) for each message.
+//  Returns 0 when the batch was stored, -1 otherwise (every result then
+//  has the status and reason). Does not take the messages.
+int
+    zr_producer_send_batch (zr_producer_t *self, zr_message_t **msgs,
+                            size_t count, zr_send_result_t *results);
 
 //  Sends with no reply at all (no confirmation, fastest). Returns 0 when
 //  the request was queued.
