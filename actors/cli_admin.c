@@ -5,6 +5,7 @@
 */
 #include "actors/cli.h"
 #include "client/client.h"
+#include "actors/cli_find.h"
 
 static const zr_cli_opt_t s_client_opts [] = {
     ZR_CLI_CLIENT_OPTS,
@@ -566,11 +567,14 @@ zr_cli_msg (int argc, char **argv)
     zr_cli_args_t args;
     zr_cli_fabric_t fabric;
     zr_client_t *client = NULL;
+    if (argc > 1 && streq (argv [1], "find"))
+        return zr_cli_msg_find (argc - 1, argv + 1);
     int rc = s_simple ("msg", argc, argv, "zrocket msg STORE_ID",
         "Looks a message up by its store id (GROUP:TOPIC:QUEUE:OFFSET) and\n"
         "prints its fields, one \"key value\" per line (properties as\n"
         "prop.NAME), then an empty line, then the body. With only a\n"
-        "nameserver, asks the master of the store id's broker group.", 1,
+        "nameserver, asks the master of the store id's broker group.\n"
+        "zrocket msg find --topic T (--id ID | --key K): by id or key.", 1,
         &args, &fabric);
     if (rc < 0 && args.npos != 1) {
         fprintf (stderr, "zrocket msg: needs a STORE_ID\n");

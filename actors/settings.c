@@ -42,6 +42,43 @@ const zr_setting_t zr_broker_settings [] = {
       "units); later ones are refused" },
     { "max-batch-bytes", ZR_SETTING_INT, "4M", NULL,
       "most body bytes in one SEND_BATCH" },
+    { "default-retention-ms", ZR_SETTING_INT, "259200000", NULL,
+      "retention by age of topics that set none, ms (0: unlimited)" },
+    { "default-retention-bytes", ZR_SETTING_INT, "0", NULL,
+      "retention by size of topics that set none, bytes over all of a "
+      "topic's queues (0: unlimited)" },
+    { "retention-check-ms", ZR_SETTING_INT, "10000", NULL,
+      "interval between retention passes, ms" },
+    { "txn-check-ms", ZR_SETTING_INT, "6000", NULL,
+      "check back a transaction left unresolved this long, and again "
+      "after as long each time, ms" },
+    { "txn-max-checks", ZR_SETTING_INT, "15", NULL,
+      "roll back a transaction after this many unanswered checks" },
+    { "producer-expiry-ms", ZR_SETTING_INT, "3000", NULL,
+      "drop a transactional producer not heard from for this long, ms" },
+    { "role", ZR_SETTING_STR, "master", NULL,
+      "master or slave; a role kept in the data directory wins" },
+    { "replication", ZR_SETTING_STR, "async", NULL,
+      "sync (answer sends once the in-sync slaves have them), async or "
+      "none" },
+    { "ha-port", ZR_SETTING_INT, "0", NULL,
+      "replication port (catch-up and acks; the stream uses the next "
+      "one); 0: the broker port + 1, or ephemeral ports for port *" },
+    { "master", ZR_SETTING_STR, "", NULL,
+      "slave: the master's HA endpoint, e.g. tcp://host:10912" },
+    { "min-insync", ZR_SETTING_INT, "1", NULL,
+      "sync: fewest in-sync members (master included) for SEND_OK" },
+    { "isr-max-lag-ms", ZR_SETTING_INT, "1000", NULL,
+      "a slave whose acks lag more leaves the in-sync set, ms" },
+    { "slave-ack-timeout-ms", ZR_SETTING_INT, "3000", NULL,
+      "sync: FLUSH_SLAVE_TIMEOUT when an in-sync slave has not acked a "
+      "send's batch in this time, ms" },
+    { "repl-log-keep", ZR_SETTING_INT, "1000000", NULL,
+      "batches kept in the replication log for catch-up" },
+    { "ha-sndhwm", ZR_SETTING_INT, "100000", NULL,
+      "replication stream send high-water mark (tests make it tiny)" },
+    { "ha-rcvhwm", ZR_SETTING_INT, "100000", NULL,
+      "slave: replication stream receive high-water mark" },
     { "nameserver", ZR_SETTING_STR, "auto", NULL,
       "nameservers to register with, comma-separated tcp:// endpoints; "
       "auto: 127.0.0.1:9876 if it answers, else beacons; none: no "

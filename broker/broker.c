@@ -33,9 +33,12 @@
 #include "actors/settings.h"
 #include "broker/nslink.h"
 #include "broker/retry.h"
+#include "broker/retention.h"
 #include "broker/delay.h"
 #include "broker/groups.h"
+#include "broker/repl.h"
 #include "broker/filter.h"
+#include "broker/txn.h"
 
 #define HEADER_MAX (64 * 1024)
 #define BATCH_BYTES_MAX (16 * 1024 * 1024)
@@ -58,6 +61,7 @@ typedef struct {
     int64_t next;           //  next offset to reserve (>= max)
     size_t waiting;         //  parked pulls on this queue
     bool touched;           //  got messages in the open batch
+    int64_t next_min;       //  retention: min once its batch commits
 } queue_t;
 
 typedef struct {
@@ -151,6 +155,14 @@ typedef struct {
     zlistx_t *parked;       //  parked_t
     zr_store_t *store;
     zr_retry_t *retry;      //  retry delays, next timer (broker/retry.c)
+    zr_repl_t *repl;        //  replication (broker/repl.c), or NULL
+    zlistx_t *sync_parked;  //  sync_t: SEND replies awaiting the slaves
+    //  retention and lookup (broker/retention.c, protocol section 15)
+    zr_retention_t *retention;
+    int64_t default_retention_ms;
+    int64_t default_retention_bytes;
+    int retention_check_ms;
+    int64_t retention_checked;  //  last retention turn, zclock_mono ms
     int64_t max_delay;      //  delayed messages (broker/delay.h), ms
     int64_t max_batch_bytes;    //  SEND_BATCH body bytes
     zconfig_t *cfg;         //  our copy of the settings
@@ -211,6 +223,7 @@ typedef struct {
         uint64_t notified;      //  MEMBERS_CHANGED sent
         uint64_t notify_dropped;
     } group_stats;
+    zr_txn_t *txn;              //  transactions (broker/txn.h, section 13)
 } broker_t;
 
 //  Consumer groups: lease check for PULL and COMMIT_OFFSET.
@@ -222,6 +235,10 @@ static void s_delay_send (broker_t *self, route_t *route, const zr_obj_t *h,
                           const char *tags, size_t tags_len,
                           const char *keys, size_t keys_len, int64_t born,
                           const void *body, size_t body_size, int64_t due);
+//  Transactions: SEND's hook (protocol.md section 13); true when handled.
+static bool s_txn_send (broker_t *self, route_t *route, const zr_obj_t *h,
+                        topic_t *topic, int64_t queue, const char *id,
+                        bool oneway, const void *body, size_t body_size);
 
 //  --------------------------------------------------------------------
 //  Names and ids
@@ -611,8 +628,121 @@ s_batch_fill (broker_t *self)
         zr_store_batch_append (self->store, p->topic->name, p->queue,
                                p->offset, self->recbuf + p->rec_off,
                                p->rec_len);
+        if (self->retention)
+            zr_retention_on_append (self->retention, p->topic->name,
+                                    p->queue, p->offset,
+                                    self->recbuf + p->rec_off, p->rec_len);
     }
     self->recbuf_size = 0;
+}
+
+//  Replication (broker/repl.c, protocol section 16): in sync mode a
+//  committed send is answered once the in-sync set has its batch.
+typedef struct {
+    route_t route;
+    char id [ZR_MSG_ID_LEN + 1];
+    char store_id [ZR_STORE_ID_MAX + 1];
+    char topic [ZR_NAME_MAX + 1];
+    int queue;
+    int64_t offset;
+    uint64_t seq;
+    int64_t deadline;
+} sync_t;
+
+static void
+s_sync_reply (broker_t *self, sync_t *s, zr_status_t status,
+              const char *reason)
+{
+    s_reply_begin (self, &s->route, status, reason, 6);
+    zr_enc_kstr (self->enc, "id", s->id);
+    zr_enc_kstr (self->enc, "store_id", s->store_id);
+    zr_enc_kstr (self->enc, "topic", s->topic);
+    zr_enc_kint (self->enc, "queue", s->queue);
+    zr_enc_kint (self->enc, "offset", s->offset);
+    zr_enc_kstr (self->enc, "flush", self->flush_sync ? "sync" : "async");
+    s_send_reply (self, &s->route, NULL);
+    if (status == ZR_SEND_OK)
+        self->stats.sends_ok++;
+}
+
+//  Answers parked sends that the in-sync set has, or that can no longer
+//  be (set below min-insync, ack timeout; with expire).
+static void
+s_sync_release (broker_t *self, bool expire)
+{
+    if (!self->sync_parked || !zlistx_size (self->sync_parked))
+        return;
+    int64_t now = zclock_mono ();
+    uint64_t hwm = zr_repl_hwm (self->repl);
+    bool below = zr_repl_insync (self->repl)
+               < zr_repl_min_insync (self->repl);
+    sync_t *s = (sync_t *) zlistx_first (self->sync_parked);
+    while (s) {
+        void *cursor = zlistx_cursor (self->sync_parked);
+        bool done = true;
+        if (hwm >= s->seq)
+            s_sync_reply (self, s, ZR_SEND_OK, NULL);
+        else
+        if (below)
+            s_sync_reply (self, s, ZR_SLAVE_NOT_AVAILABLE,
+                          "stored on the master, not replicated: the "
+                          "in-sync set is below min-insync");
+        else
+        if (expire && now >= s->deadline)
+            s_sync_reply (self, s, ZR_FLUSH_SLAVE_TIMEOUT,
+                          "stored on the master; a slave did not "
+                          "acknowledge it in time");
+        else
+            done = false;
+        s = (sync_t *) zlistx_next (self->sync_parked);
+        if (done) {
+            sync_t *gone = (sync_t *) zlistx_detach (self->sync_parked,
+                                                     cursor);
+            free (gone);
+        }
+    }
+}
+
+//  Sync mode: parks or refuses the reply of a committed send. Returns
+//  true when it did (the caller sends nothing).
+static bool
+s_sync_park (broker_t *self, route_t *route, const char *id,
+             const char *store_id, topic_t *topic, int queue,
+             int64_t offset)
+{
+    if (!self->repl || zr_repl_mode (self->repl) != ZR_REPL_SYNC
+    ||  zr_repl_is_slave (self->repl))
+        return false;
+    uint64_t seq = zr_store_seq (self->store);
+    bool below = zr_repl_insync (self->repl)
+               < zr_repl_min_insync (self->repl);
+    if (!below && zr_repl_hwm (self->repl) >= seq)
+        return false;
+    sync_t *s = (sync_t *) zmalloc (sizeof (sync_t));
+    s->route = *route;
+    snprintf (s->id, sizeof s->id, "%s", id);
+    snprintf (s->store_id, sizeof s->store_id, "%s", store_id);
+    snprintf (s->topic, sizeof s->topic, "%s", topic->name);
+    s->queue = queue;
+    s->offset = offset;
+    s->seq = seq;
+    s->deadline = zclock_mono () + zr_repl_ack_timeout (self->repl);
+    zlistx_add_end (self->sync_parked, s);
+    if (below)
+        s_sync_release (self, false);
+    return true;
+}
+
+//  Time to the first parked send's ack deadline, ms (-1: none).
+static int64_t
+s_sync_timeout (broker_t *self)
+{
+    sync_t *s = self->sync_parked
+              ? (sync_t *) zlistx_first (self->sync_parked) : NULL;
+    if (!s)
+        return -1;
+    int64_t left = s->deadline - zclock_mono ();
+    return left < 0 ? 0 : left;
 }
 
 static void
@@ -650,6 +780,9 @@ s_batch_commit (broker_t *self)
             snprintf (store_id, sizeof store_id, "%s:%s:%d:%" PRId64,
                       zr_store_group (self->store), p->topic->name,
                       p->queue, p->offset);
+            if (s_sync_park (self, &p->route, p->id, store_id, p->topic,
+                             p->queue, p->offset))
+                continue;
             s_reply_begin (self, &p->route, ZR_SEND_OK, NULL, 6);
             zr_enc_kstr (self->enc, "id", p->id);
             zr_enc_kstr (self->enc, "store_id", store_id);
@@ -929,6 +1062,9 @@ s_cmd_send (broker_t *self, route_t *route, const zr_obj_t *h,
                        topic->queues - 1, queue);
         goto rejected;
     }
+    if (s_txn_send (self, route, h, topic, queue, id, oneway,
+                    zmq_msg_data (&bodies [0]), body_size))
+        return;     //  a transactional half message (section 13)
     if (zr_delay_requested (h)) {
         char why [256];
         int64_t due;
@@ -1432,10 +1568,14 @@ static void
 s_cmd_topic_create (broker_t *self, route_t *route, const zr_obj_t *h)
 {
     char name [ZR_NAME_MAX + 2];
-    int64_t queues;
+    int64_t queues, retention_ms, retention_bytes;
     if (s_need_name (self, route, h, "topic", name)
     ||  s_need_int (self, route, h, "queues", &queues, false,
-                    self->default_queues, 1, QUEUES_MAX))
+                    self->default_queues, 1, QUEUES_MAX)
+    ||  s_need_int (self, route, h, "retention_ms", &retention_ms, false,
+                    -1, 0, INT64_MAX / 2)
+    ||  s_need_int (self, route, h, "retention_bytes", &retention_bytes,
+                    false, -1, 0, INT64_MAX / 2))
         return;
     topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
     bool created = false;
@@ -1465,6 +1605,17 @@ s_cmd_topic_create (broker_t *self, route_t *route, const zr_obj_t *h)
         }
         created = true;
     }
+    if (zr_retention_set (self->retention, name, retention_ms,
+                          retention_bytes)) {
+        char *err = NULL;
+        if (zr_store_commit (self->store, self->flush_sync, &err)) {
+            zr_retention_forget (self->retention, name);    //  re-read
+            s_reply_error (self, route, ZR_STORE_ERROR, "%s", err);
+            zstr_free (&err);
+            return;
+        }
+        self->stats.commits++;
+    }
     if (self->nslink && self->state_gen > self->acked_gen
     &&  s_client_take (self, route) == 0) {
         //  Answered when the nameservers have the route (or in 3 s).
@@ -1477,9 +1628,13 @@ s_cmd_topic_create (broker_t *self, route_t *route, const zr_obj_t *h)
         zlistx_add_end (self->parked, p);
         return;
     }
-    s_reply_begin (self, route, ZR_OK, NULL, 5);
+    s_reply_begin (self, route, ZR_OK, NULL, 7);
     zr_enc_kstr (self->enc, "topic", name);
     zr_enc_kint (self->enc, "queues", topic->queues);
+    zr_retention_get (self->retention, name, &retention_ms,
+                      &retention_bytes);
+    zr_enc_kint (self->enc, "retention_ms", retention_ms);
+    zr_enc_kint (self->enc, "retention_bytes", retention_bytes);
     zr_enc_kbool (self->enc, "created", created);
     zr_enc_kint (self->enc, "registered", self->acked_count);
     zr_enc_kint (self->enc, "nameservers", self->acked_total);
@@ -1560,6 +1715,7 @@ s_cmd_topic_delete (broker_t *self, route_t *route, const zr_obj_t *h)
     }
     self->stats.commits++;
     zhashx_delete (self->topics, name);
+    zr_retention_forget (self->retention, name);
     s_state_changed (self);
     s_serve_waiters (self, false);      //  answers pulls on the topic
     s_reply_ok (self, route);
@@ -1606,9 +1762,14 @@ s_cmd_topic_info (broker_t *self, route_t *route, const zr_obj_t *h)
                        "topic '%s' does not exist", name);
         return;
     }
-    s_reply_begin (self, route, ZR_OK, NULL, 3);
+    int64_t retention_ms, retention_bytes;
+    zr_retention_get (self->retention, name, &retention_ms,
+                      &retention_bytes);
+    s_reply_begin (self, route, ZR_OK, NULL, 5);
     zr_enc_kstr (self->enc, "topic", name);
     zr_enc_kint (self->enc, "queues", topic->queues);
+    zr_enc_kint (self->enc, "retention_ms", retention_ms);
+    zr_enc_kint (self->enc, "retention_bytes", retention_bytes);
     zr_enc_str (self->enc, "offsets");
     zr_enc_array (self->enc, topic->queues);
     for (int q = 0; q < topic->queues; q++) {
@@ -1624,7 +1785,8 @@ static void
 s_encode_stats (broker_t *self, zr_enc_t *enc)
 {
     stats_t *s = &self->stats;
-    zr_enc_map (enc, 28 + 5);          //  + 5 group counts
+    zr_enc_map (enc, 28 + 5 + 1        //  + 5 group counts, repl
+                     + zr_txn_stats_count ());
     zr_enc_kint (enc, "requests", (int64_t) s->requests);
     zr_enc_kint (enc, "sends_ok", (int64_t) s->sends_ok);
     zr_enc_kint (enc, "sends_rejected", (int64_t) s->sends_rejected);
@@ -1663,6 +1825,8 @@ s_encode_stats (broker_t *self, zr_enc_t *enc)
                  (int64_t) self->group_stats.notified);
     zr_enc_kint (enc, "members_changed_dropped",
                  (int64_t) self->group_stats.notify_dropped);
+    zr_txn_stats (self->txn, enc);      //  zr_txn_stats_count () entries
+    zr_repl_stats (self->repl, enc);    //  one entry: "repl"
     zlistx_t *names = s_topic_names (self);
     zr_enc_str (enc, "topics");
     zr_enc_map (enc, zlistx_size (names));
@@ -1673,9 +1837,13 @@ s_encode_stats (broker_t *self, zr_enc_t *enc)
         for (int q = 0; q < topic->queues; q++)
             msgs += topic->queue [q].max - topic->queue [q].min;
         zr_enc_str (enc, name);
-        zr_enc_map (enc, 2);
+        zr_enc_map (enc, 4);
         zr_enc_kint (enc, "queues", topic->queues);
         zr_enc_kint (enc, "messages", msgs);
+        zr_enc_kint (enc, "disk_bytes",
+                     zr_store_topic_disk (self->store, name));
+        zr_enc_kint (enc, "retention_deleted", (int64_t)
+                     zr_retention_deleted (self->retention, name));
         name = (const char *) zlistx_next (names);
     }
     zlistx_destroy (&names);
@@ -1688,6 +1856,135 @@ s_cmd_stats (broker_t *self, route_t *route, const zr_obj_t *h)
     zr_enc_str (self->enc, "stats");
     s_encode_stats (self, self->enc);
     s_send_reply (self, route, NULL);
+}
+
+//  --------------------------------------------------------------------
+//  Retention and lookup (broker/retention.c, protocol section 15)
+
+//  One retention turn: moves the min offset of queues whose old messages
+//  go, in one batch; reads at most ZR_RETENTION_BUDGET records, so a
+//  turn that runs out comes back at once.
+static void
+s_retention_tick (broker_t *self)
+{
+    s_batch_commit (self);
+    int budget = ZR_RETENTION_BUDGET;
+    int64_t now = zclock_time ();
+    size_t moved = 0;
+    zlistx_t *names = s_topic_names (self);
+    const char *name = (const char *) zlistx_first (names);
+    while (name && budget > 0) {
+        topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
+        for (int q = 0; topic && q < topic->queues && budget > 0; q++) {
+            queue_t *queue = &topic->queue [q];
+            int64_t min = zr_retention_queue (
+                self->retention, name, topic->queues, q, queue->min,
+                queue->max, now, &budget);
+            if (min > queue->min) {
+                queue->next_min = min;
+                moved++;
+            }
+        }
+        name = (const char *) zlistx_next (names);
+    }
+    zlistx_destroy (&names);
+    self->retention_checked = budget > 0 ? zclock_mono ()
+                            : zclock_mono () - self->retention_check_ms;
+    if (!moved)
+        return;
+    char *err = NULL;
+    int rc = zr_store_commit (self->store, self->flush_sync, &err);
+    if (rc) {
+        zsys_error ("broker: retention commit failed: %s", err ? err : "?");
+        zstr_free (&err);
+        zr_retention_abort (self->retention);
+        self->stats.commit_errors++;
+    }
+    else
+        self->stats.commits++;
+    topic_t *topic = (topic_t *) zhashx_first (self->topics);
+    while (topic) {
+        for (int q = 0; q < topic->queues; q++) {
+            queue_t *queue = &topic->queue [q];
+            if (rc == 0 && queue->next_min > queue->min)
+                queue->min = queue->next_min;
+            queue->next_min = 0;
+        }
+        topic = (topic_t *) zhashx_next (self->topics);
+    }
+}
+
+static void
+s_found (int queue, int64_t offset, const void *record, size_t size,
+         void *arg)
+{
+    (void) queue;
+    s_collect (offset, record, size, arg);
+}
+
+static void
+s_cmd_find (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char name [ZR_NAME_MAX + 2];
+    int64_t max_count;
+    if (s_need_name (self, route, h, "topic", name)
+    ||  s_need_int (self, route, h, "max_count", &max_count, false,
+                    PULL_COUNT_DEFAULT, 1, PULL_COUNT_MAX))
+        return;
+    const char *id = NULL, *key = NULL;
+    size_t id_len = 0, key_len = 0;
+    int id_rc = zr_field_str (h, "id", &id, &id_len);
+    int key_rc = zr_field_str (h, "key", &key, &key_len);
+    if (id_rc == ZR_FIELD_TYPE || key_rc == ZR_FIELD_TYPE) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "fields 'id' and 'key' must be strings");
+        return;
+    }
+    if ((id_rc == ZR_FIELD_OK) == (key_rc == ZR_FIELD_OK)) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "FIND takes one of 'id' or 'key'");
+        return;
+    }
+    bool by_id = id_rc == ZR_FIELD_OK;
+    const char *str = by_id ? id : key;
+    size_t len = by_id ? id_len : key_len;
+    if (len == 0 || len > ZR_RETENTION_STR_MAX || memchr (str, 0, len)
+    ||  memchr (str, ' ', len)) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT,
+                       "%s must be 1..%d bytes without spaces",
+                       by_id ? "id" : "key", ZR_RETENTION_STR_MAX);
+        return;
+    }
+    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
+    if (!topic) {
+        s_reply_error (self, route, ZR_TOPIC_NOT_FOUND,
+                       "topic '%s' does not exist", name);
+        return;
+    }
+    zchunk_set (self->scratch, "", 0);
+    zlistx_purge (self->bodies);
+    collect_t c;
+    memset (&c, 0, sizeof c);
+    c.self = self;
+    c.max_bytes = PULL_BYTES_DEFAULT;
+    c.last = -1;
+    int rc = zr_retention_find (
+        self->retention, name,
+        by_id ? ZR_RETENTION_BY_ID : ZR_RETENTION_BY_KEY, str, len,
+        (int) max_count, s_found, &c);
+    if (rc < 0 || c.damaged) {
+        zlistx_purge (self->bodies);
+        s_reply_error (self, route, ZR_STORE_ERROR,
+                       "cannot read the index of %s", name);
+        return;
+    }
+    s_reply_begin (self, route, ZR_OK, NULL, 1);
+    zr_enc_str (self->enc, "msgs");
+    zr_enc_array (self->enc, c.count);
+    zr_enc_raw (self->enc, zchunk_data (self->scratch),
+                zchunk_size (self->scratch));
+    s_send_reply (self, route, self->bodies);
+    zlistx_purge (self->bodies);
 }
 
 static void
@@ -3134,7 +3431,325 @@ s_cmd_dlq_resend (broker_t *self, route_t *route, const zr_obj_t *h)
 }
 
 //  --------------------------------------------------------------------
+//  Transactions (protocol.md section 13). The logic is in broker/txn.c;
+//  these are the hooks that need the broker's queues and replies.
+
+//  SEND with txn: true: stores a half message in its own commit and
+//  answers SEND_OK with its txn_id. Returns false (nothing done) for a
+//  plain SEND.
+static bool
+s_txn_send (broker_t *self, route_t *route, const zr_obj_t *h,
+            topic_t *topic, int64_t queue, const char *id_in, bool oneway,
+            const void *body, size_t body_size)
+{
+    char reason [256];
+    int wanted = zr_txn_wanted (h, reason, sizeof reason);
+    if (wanted == 0 || !self->txn)
+        return false;
+    if (oneway) {
+        self->stats.oneway_rejected++;
+        zsys_warning ("broker: a oneway transactional SEND was dropped: it "
+                      "needs its reply");
+        return true;
+    }
+    zr_status_t status = ZR_MALFORMED;
+    if (wanted < 0)
+        goto rejected;
+    if (zr_delay_requested (h)) {
+        status = ZR_BAD_ARGUMENT;
+        snprintf (reason, sizeof reason, "a transactional message cannot "
+                  "be delayed");
+        goto rejected;
+    }
+    if (queue < 0) {
+        const char *shard;
+        size_t shard_len;
+        int rc = zr_field_str (h, "shard", &shard, &shard_len);
+        if (rc == ZR_FIELD_TYPE) {
+            snprintf (reason, sizeof reason,
+                      "field 'shard' must be a string");
+            goto rejected;
+        }
+        if (rc == ZR_FIELD_OK)
+            queue = s_fnv1a (shard, shard_len) % (uint32_t) topic->queues;
+        else
+            queue = topic->round_robin++ % (uint32_t) topic->queues;
+    }
+    if (s_client_take (self, route)) {
+        self->stats.busy++;
+        status = ZR_BUSY;
+        snprintf (reason, sizeof reason, "client has %d requests in "
+                  "flight; not stored, retry later", self->max_inflight);
+        goto rejected;
+    }
+    char id [ZR_MSG_ID_LEN + 1], txn_id [ZR_TXN_ID_LEN + 1];
+    if (*id_in)
+        snprintf (id, sizeof id, "%s", id_in);
+    else
+        s_make_id (self, id);
+    status = zr_txn_half_put (self->txn, self->store, h, topic->name,
+                              (int) queue, id, body, body_size, txn_id,
+                              reason, sizeof reason);
+    if (status != ZR_OK)
+        goto rejected;
+    if (s_retry_commit (self)) {
+        zr_txn_forget (self->txn, txn_id);
+        status = ZR_STORE_ERROR;
+        snprintf (reason, sizeof reason, "store write failed; half message "
+                  "not stored");
+        goto rejected;
+    }
+    self->stats.sends_ok++;
+    self->stats.bytes_in += body_size;
+    s_reply_begin (self, route, ZR_SEND_OK, NULL, 5);
+    zr_enc_kstr (self->enc, "id", id);
+    zr_enc_kstr (self->enc, "txn_id", txn_id);
+    zr_enc_kstr (self->enc, "topic", topic->name);
+    zr_enc_kint (self->enc, "queue", queue);
+    zr_enc_kstr (self->enc, "flush", self->flush_sync ? "sync" : "async");
+    s_send_reply (self, route, NULL);
+    return true;
+
+rejected:
+    self->stats.sends_rejected++;
+    s_reply_error (self, route, status, "%s", reason);
+    return true;
+}
+
+static void
+s_cmd_end_txn (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char reason [256];
+    zr_txn_end_t end;
+    zr_txn_half_t half;
+    memset (&half, 0, sizeof half);
+    zr_status_t status = zr_txn_end_parse (h, &end, reason, sizeof reason);
+    if (status == ZR_OK)
+        status = zr_txn_half_read (self->txn, self->store, &end, &half,
+                                   reason, sizeof reason);
+    if (status != ZR_OK) {
+        s_reply_error (self, route, status, "%s", reason);
+        return;
+    }
+    topic_t *topic = NULL;
+    int64_t offset = -1;
+    char id [ZR_MSG_ID_LEN + 1] = "";
+    if (end.commit) {
+        if (self->disk_full) {
+            s_reply_error (self, route, ZR_DISK_FULL, "free disk space is "
+                           "below the threshold; transaction %s still "
+                           "unresolved", end.txn_id);
+            goto done;
+        }
+        topic = (topic_t *) zhashx_lookup (self->topics, half.topic);
+        if (!topic || half.queue >= topic->queues) {
+            s_reply_error (self, route, ZR_TOPIC_NOT_FOUND, "topic '%s' "
+                           "(queue %d) of transaction %s does not exist; "
+                           "the half message stays until rolled back",
+                           half.topic, half.queue, end.txn_id);
+            goto done;
+        }
+        const zr_obj_t *map = zr_hdr_root (half.hdr);
+        const char *s = "", *tags = "", *keys = "";
+        size_t len = 0, tags_len = 0, keys_len = 0;
+        if (zr_field_str (map, "id", &s, &len) == ZR_FIELD_OK
+        &&  s_valid_id (s, len)) {
+            memcpy (id, s, len);
+            id [len] = 0;
+        }
+        else
+            s_make_id (self, id);
+        if (zr_field_str (map, "tags", &tags, &tags_len) != ZR_FIELD_OK)
+            tags_len = 0;
+        if (zr_field_str (map, "keys", &keys, &keys_len) != ZR_FIELD_OK)
+            keys_len = 0;
+        int64_t born = 0;
+        if (zr_field_int (map, "born", &born) != ZR_FIELD_OK || born < 0)
+            born = 0;
+        offset = topic->queue [half.queue].next;
+        status = s_msg_append (self, NULL, true, topic, half.queue, id,
+                               tags_len ? tags : "", tags_len,
+                               keys_len ? keys : "", keys_len,
+                               zr_obj_get (map, "props"), NULL, born,
+                               half.body, half.body_size, reason,
+                               sizeof reason);
+        if (status != ZR_OK) {
+            s_retry_rollback (self);
+            s_reply_error (self, route, status, "%s", reason);
+            goto done;
+        }
+    }
+    zr_txn_batch_resolve (self->txn, self->store, end.txn_id);
+    if (s_retry_commit (self)) {
+        s_reply_error (self, route, ZR_STORE_ERROR, "store write failed; "
+                       "transaction %s still unresolved, retry",
+                       end.txn_id);
+        goto done;
+    }
+    zr_txn_resolved (self->txn, end.txn_id, end.commit);
+    if (end.commit) {
+        char store_id [ZR_STORE_ID_MAX + 1];
+        snprintf (store_id, sizeof store_id, "%s:%s:%d:%" PRId64,
+                  zr_store_group (self->store), topic->name, half.queue,
+                  offset);
+        s_reply_begin (self, route, ZR_OK, NULL, 7);
+        zr_enc_kstr (self->enc, "txn_id", end.txn_id);
+        zr_enc_kstr (self->enc, "action", "commit");
+        zr_enc_kstr (self->enc, "id", id);
+        zr_enc_kstr (self->enc, "store_id", store_id);
+        zr_enc_kstr (self->enc, "topic", topic->name);
+        zr_enc_kint (self->enc, "queue", half.queue);
+        zr_enc_kint (self->enc, "offset", offset);
+    }
+    else {
+        s_reply_begin (self, route, ZR_OK, NULL, 2);
+        zr_enc_kstr (self->enc, "txn_id", end.txn_id);
+        zr_enc_kstr (self->enc, "action", "rollback");
+    }
+    s_send_reply (self, route, NULL);
+done:
+    zr_txn_half_free (&half);
+}
+
+static void
+s_cmd_producer_heartbeat (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    char reason [256];
+    zr_status_t status = zr_txn_heartbeat (self->txn, h, route->identity,
+                                           route->identity_size,
+                                           route->delimiter, reason,
+                                           sizeof reason);
+    if (status != ZR_OK) {
+        s_reply_error (self, route, status, "%s", reason);
+        return;
+    }
+    s_reply_begin (self, route, ZR_OK, NULL, 3);
+    zr_enc_kint (self->enc, "heartbeat_ms", zr_txn_heartbeat_ms (self->txn));
+    zr_enc_kint (self->enc, "producer_expiry_ms",
+                 zr_txn_expiry_ms (self->txn));
+    zr_enc_kint (self->enc, "txn_check_ms", zr_txn_check_ms (self->txn));
+    s_send_reply (self, route, NULL);
+}
+
+//  Reads the transaction settings and makes the state. Returns 0, or -1
+//  with *err.
+static int
+s_txn_configure (broker_t *self, char **err)
+{
+    const char *names [] = { "txn-check-ms", "txn-max-checks",
+                             "producer-expiry-ms" };
+    int64_t lo [] = { 10, 1, 30 }, hi [] = { 86400000, 1000, 3600000 };
+    int64_t value [3];
+    for (int i = 0; i < 3; i++) {
+        const char *text = zr_setting_get (self->cfg, "broker",
+                                           zr_broker_settings, names [i]);
+        if (zr_setting_parse_int (text, &value [i])
+        ||  value [i] < lo [i] || value [i] > hi [i]) {
+            *err = zsys_sprintf ("setting %s: '%s' is not a number in %"
+                                 PRId64 "..%" PRId64, names [i],
+                                 text ? text : "", lo [i], hi [i]);
+            return -1;
+        }
+    }
+    zr_txn_destroy (&self->txn);
+    self->txn = zr_txn_new (value [0], value [1], value [2]);
+    return 0;
+}
+
+//  --------------------------------------------------------------------
 //  Reading requests
+
+//  --------------------------------------------------------------------
+//  Replication hooks (broker/repl.c, protocol section 16)
+
+//  Commands a slave serves; every other one is a write: NOT_MASTER.
+static bool
+s_repl_write_cmd (const char *cmd)
+{
+    static const char *reads [] = {
+        "PING", "PULL", "GET_OFFSETS", "QUERY_OFFSET", "TOPIC_LIST",
+        "TOPIC_INFO", "STATS", "GET_MSG", "DIGEST", "GROUP_STATUS",
+        "DLQ_LIST", NULL
+    };
+    for (int i = 0; reads [i]; i++)
+        if (streq (cmd, reads [i]))
+            return false;
+    return true;
+}
+
+//  DIGEST {seq}: OK {seq, hash} with h(seq), the current one without
+//  seq; NOT_FOUND when the replication log no longer holds seq.
+static void
+s_cmd_digest (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    int64_t seq;
+    uint64_t last = zr_store_seq (self->store);
+    if (s_need_int (self, route, h, "seq", &seq, false, (int64_t) last, 0,
+                    INT64_MAX))
+        return;
+    unsigned char hash [ZR_STORE_HASH_LEN];
+    int rc = 0;
+    if ((uint64_t) seq == last)
+        memcpy (hash, zr_store_hash (self->store), ZR_STORE_HASH_LEN);
+    else
+    if ((uint64_t) seq > last)
+        rc = 1;
+    else
+        rc = zr_store_repl_hash (self->store, (uint64_t) seq, hash);
+    if (rc) {
+        s_reply_error (self, route, rc < 0 ? ZR_STORE_ERROR : ZR_NOT_FOUND,
+                       "no hash for batch %" PRId64 " (last %" PRIu64 ")",
+                       seq, last);
+        return;
+    }
+    char hex [ZR_STORE_HASH_LEN * 2 + 1];
+    for (int i = 0; i < ZR_STORE_HASH_LEN; i++)
+        snprintf (hex + i * 2, 3, "%02x", hash [i]);
+    s_reply_begin (self, route, ZR_OK, NULL, 2);
+    zr_enc_kint (self->enc, "seq", seq);
+    zr_enc_kstr (self->enc, "hash", hex);
+    s_send_reply (self, route, NULL);
+}
+
+static void
+s_repl_topic (const char *name, int queues, void *arg)
+{
+    broker_t *self = (broker_t *) arg;
+    if (queues < 1 || queues > QUEUES_MAX)
+        return;
+    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
+    if (!topic) {
+        s_topic_add (self, name, queues);
+        return;
+    }
+    if (queues > topic->queues)
+        s_topic_grow (topic, queues);
+    for (int q = 0; q < topic->queues; q++) {
+        int64_t min = 0, max = 0;
+        if (zr_store_queue_bounds (self->store, name, q, &min, &max))
+            continue;
+        queue_t *qu = &topic->queue [q];
+        qu->touched = max > qu->max;
+        qu->min = min;
+        qu->max = max;
+        qu->next = max;
+    }
+}
+
+//  Slave: batches were applied; the topics and queue bounds in memory
+//  follow the store, and parked pulls wake.
+static void
+s_repl_reload (broker_t *self)
+{
+    zr_store_topic_foreach (self->store, s_repl_topic, self);
+    s_wake_waiters (self);
+    topic_t *topic = (topic_t *) zhashx_first (self->topics);
+    while (topic) {
+        for (int q = 0; q < topic->queues; q++)
+            topic->queue [q].touched = false;
+        topic = (topic_t *) zhashx_next (self->topics);
+    }
+}
 
 //  Handles one request: frames[0] is the identity.
 static void
@@ -3223,6 +3838,14 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
     cmd [cmdlen] = 0;
     zmq_msg_t *bodies = &frames [first + 1];
     size_t body_count = count - first - 1;
+    if (zr_repl_is_slave (self->repl) && s_repl_write_cmd (cmd)) {
+        s_reply_begin (self, &route, ZR_NOT_MASTER,
+                       "this broker is a slave; send writes to the master",
+                       1);
+        zr_enc_kstr (self->enc, "master", zr_repl_master (self->repl));
+        s_send_reply (self, &route, NULL);
+        goto done;
+    }
     if (streq (cmd, "SEND")) {
         s_cmd_send (self, &route, h, bodies, body_count);
         if ((int) self->pending_count >= self->batch_max)
@@ -3241,6 +3864,9 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
         s_reply_error (self, &route, ZR_MALFORMED,
                        "%s takes no body frames", cmd);
     }
+    else
+    if (streq (cmd, "DIGEST"))
+        s_cmd_digest (self, &route, h);
     else
     if (streq (cmd, "PING"))
         s_cmd_ping (self, &route, h);
@@ -3272,6 +3898,9 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
     if (streq (cmd, "STATS"))
         s_cmd_stats (self, &route, h);
     else
+    if (streq (cmd, "FIND"))
+        s_cmd_find (self, &route, h);
+    else
     if (streq (cmd, "GET_MSG"))
         s_cmd_get_msg (self, &route, h);
     else
@@ -3301,6 +3930,12 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
     else
     if (streq (cmd, "RESET_OFFSET"))
         s_cmd_reset_offset (self, &route, h);
+    else
+    if (streq (cmd, "END_TXN"))
+        s_cmd_end_txn (self, &route, h);
+    else
+    if (streq (cmd, "PRODUCER_HEARTBEAT"))
+        s_cmd_producer_heartbeat (self, &route, h);
     else
         s_reply_error (self, &route, ZR_UNKNOWN_COMMAND,
                        "unknown command '%s'", cmd);
@@ -3487,6 +4122,8 @@ s_configure (broker_t *self, char **err)
     self->beacon_port = (int) beacon_port;
     if (s_retry_configure (self, err))
         return -1;
+    if (s_txn_configure (self, err))
+        return -1;
     const char *max_delay = zr_setting_get (self->cfg, "broker",
                                             zr_broker_settings, "max-delay");
     if (zr_delay_parse_duration (max_delay, &self->max_delay)) {
@@ -3514,6 +4151,15 @@ s_configure (broker_t *self, char **err)
     self->member_heartbeat_ms = (int) member_hb;
     self->member_expiry_ms = (int) member_expiry;
     self->lease_ms = (int) lease;
+    int64_t check_ms;
+    if (s_setting_int (self, "default-retention-ms", 0, INT64_MAX / 2,
+                       &self->default_retention_ms, err)
+    ||  s_setting_int (self, "default-retention-bytes", 0, INT64_MAX / 2,
+                       &self->default_retention_bytes, err)
+    ||  s_setting_int (self, "retention-check-ms", 10, 3600000, &check_ms,
+                       err))
+        return -1;
+    self->retention_check_ms = (int) check_ms;
     const char *ns = zr_setting_get (self->cfg, "broker",
                                      zr_broker_settings, "nameserver");
     const char *cluster = zr_setting_get (self->cfg, "broker",
@@ -3532,6 +4178,60 @@ s_configure (broker_t *self, char **err)
     return 0;
 }
 
+//  The HA (replication) endpoint: --ha-port on the bind host, or the
+//  broker port + 1, or an ephemeral port when the broker's is one.
+static char *
+s_ha_bind (const char *bind, const char *bound, int64_t ha_port)
+{
+    char first [256];
+    snprintf (first, sizeof first, "%s", bind);
+    char *comma = strchr (first, ',');
+    if (comma)
+        *comma = 0;
+    char *colon = strrchr (first, ':');
+    if (strncmp (first, "tcp://", 6) || !colon)
+        return zsys_sprintf ("%s-ha", first);
+    *colon = 0;
+    if (ha_port > 0)
+        return zsys_sprintf ("%s:%" PRId64, first, ha_port);
+    if (streq (colon + 1, "*"))
+        return zsys_sprintf ("%s:*", first);
+    const char *port = strrchr (bound, ':');
+    return zsys_sprintf ("%s:%d", first, port ? atoi (port + 1) + 1 : 0);
+}
+
+static int
+s_repl_start (broker_t *self, const char *bind, char **err)
+{
+    int64_t ha_port, min_insync, lag, ack, keep, sndhwm, rcvhwm;
+    if (s_setting_int (self, "ha-port", 0, 65535, &ha_port, err)
+    ||  s_setting_int (self, "min-insync", 1, 100, &min_insync, err)
+    ||  s_setting_int (self, "isr-max-lag-ms", 1, 3600000, &lag, err)
+    ||  s_setting_int (self, "slave-ack-timeout-ms", 1, 3600000, &ack, err)
+    ||  s_setting_int (self, "repl-log-keep", 1, INT64_MAX / 2, &keep, err)
+    ||  s_setting_int (self, "ha-sndhwm", 1, 10000000, &sndhwm, err)
+    ||  s_setting_int (self, "ha-rcvhwm", 1, 10000000, &rcvhwm, err))
+        return -1;
+    char *ha_bind = s_ha_bind (bind ? bind : "",
+                               (const char *) zlistx_first (self->endpoints),
+                               ha_port);
+    char *client = zr_transport_advertise (
+        (const char *) zlistx_first (self->endpoints));
+    zr_repl_opts_t opts = {
+        zr_setting_get (self->cfg, "broker", zr_broker_settings, "role"),
+        zr_setting_get (self->cfg, "broker", zr_broker_settings,
+                        "replication"),
+        ha_bind,
+        zr_setting_get (self->cfg, "broker", zr_broker_settings, "master"),
+        client ? client : "", (int) min_insync, (int) lag, (int) ack, keep,
+        (int) sndhwm, (int) rcvhwm, self->flush_sync
+    };
+    self->repl = zr_repl_new (self->store, &opts, err);
+    zstr_free (&ha_bind);
+    zstr_free (&client);
+    return self->repl ? 0 : -1;
+}
+
 static int
 s_start (broker_t *self, char **err)
 {
@@ -3546,6 +4246,14 @@ s_start (broker_t *self, char **err)
     if (!self->store)
         return -1;
     zr_store_topic_foreach (self->store, s_load_topic, self);
+    if (zr_txn_load (self->txn, self->store) < 0) {
+        *err = strdup ("cannot read the transactions' half messages");
+        return -1;
+    }
+    self->retention = zr_retention_new (self->store,
+                                        self->default_retention_ms,
+                                        self->default_retention_bytes);
+    self->retention_checked = zclock_mono ();
 
     const char *bind = zr_setting_get (self->cfg, "broker",
                                        zr_broker_settings, "bind");
@@ -3571,6 +4279,8 @@ s_start (broker_t *self, char **err)
         return -1;
     }
     s_check_disk (self);
+    if (s_repl_start (self, bind, err))
+        return -1;
     if (strneq (self->nameservers, "none")) {
         self->nslink = zactor_new (zr_nslink_actor, NULL);
         char hb [16], bp [16];
@@ -3700,6 +4410,7 @@ zr_broker_actor (zsock_t *pipe, void *args)
                            zstr_free);
     self->waiters = zlistx_new ();
     self->parked = zlistx_new ();
+    self->sync_parked = zlistx_new ();
     self->enc = zr_enc_new ();
     self->rec = zr_enc_new ();
     self->scratch = zchunk_new (NULL, 64 * 1024);
@@ -3718,8 +4429,19 @@ zr_broker_actor (zsock_t *pipe, void *args)
             { handle_pipe, 0, ZMQ_POLLIN, 0 },
             { handle_router, 0, ZMQ_POLLIN, 0 },
             { self->nslink ? zsock_resolve (zactor_sock (self->nslink))
-                           : NULL, 0, ZMQ_POLLIN, 0 }
+                           : NULL, 0, ZMQ_POLLIN, 0 },
+            { zr_repl_sock (self->repl)
+              ? zsock_resolve (zr_repl_sock (self->repl)) : NULL, 0,
+              ZMQ_POLLIN, 0 }
         };
+        int nitems = !self->started ? 1 : self->nslink ? 3 : 2;
+        int repl_item = -1;
+        if (self->started && zr_repl_sock (self->repl)) {
+            repl_item = nitems;
+            items [nitems++] = items [3];
+        }
+        int64_t sync_left = s_sync_timeout (self);
+
         long timeout = DISK_CHECK_MS;
         int64_t deadline = s_next_deadline (self);
         if (deadline != -1) {
@@ -3730,14 +4452,24 @@ zr_broker_actor (zsock_t *pipe, void *args)
         int64_t retry_left = s_retry_timeout (self);     //  next timer
         if (retry_left != -1 && retry_left < timeout)
             timeout = (long) retry_left;
+        int64_t txn_left = self->started ? zr_txn_timeout (self->txn) : -1;
+        if (txn_left != -1 && txn_left < timeout)
+            timeout = (long) txn_left;      //  next transaction check
+        if (self->started) {        //  retention turn
+            int64_t left = self->retention_checked
+                         + self->retention_check_ms - zclock_mono ();
+            if (left < timeout)
+                timeout = left < 0 ? 0 : (long) left;
+        }
         if (self->started) {        //  group member expiry pass
             int64_t left = self->groups_checked + s_groups_period (self)
                          - zclock_mono ();
             if (left < timeout)
                 timeout = left < 0 ? 0 : (long) left;
         }
-        int n = zmq_poll (items, !self->started ? 1 : self->nslink ? 3 : 2,
-                          timeout);
+        if (sync_left != -1 && sync_left < timeout)
+            timeout = (long) sync_left;     //  a parked sync send's deadline
+        int n = zmq_poll (items, nitems, timeout);
         if (n == -1)
             break;          //  interrupted
         if (items [0].revents & ZMQ_POLLIN)
@@ -3749,11 +4481,26 @@ zr_broker_actor (zsock_t *pipe, void *args)
                 s_serve_router (self);
             if (self->nslink && (items [2].revents & ZMQ_POLLIN))
                 s_nslink_event (self);
+            if (repl_item >= 0 && (items [repl_item].revents & ZMQ_POLLIN)) {
+                int flags = zr_repl_event (self->repl);
+                if (flags & ZR_REPL_APPLIED)
+                    s_repl_reload (self);
+            }
+            s_sync_release (self, true);
             if (zlistx_size (self->waiters))
                 s_serve_waiters (self, true);
-            s_retry_fire (self);
+            //  A slave writes only what it applies from its master.
+            if (!zr_repl_is_slave (self->repl)) {
+                s_retry_fire (self);
+                zr_txn_tick (self->txn, self->store, self->router,
+                             self->flush_sync, &self->notify_rid);
+            }
             if (zclock_mono () - self->disk_checked >= DISK_CHECK_MS)
                 s_check_disk (self);
+            if (zclock_mono () - self->retention_checked
+                >= self->retention_check_ms
+            &&  !zr_repl_is_slave (self->repl))
+                s_retention_tick (self);
             if (zclock_mono () - self->groups_checked
                 >= s_groups_period (self))
                 s_groups_tick (self);
@@ -3777,6 +4524,18 @@ zr_broker_actor (zsock_t *pipe, void *args)
         s_refuse_queued (self);
     }
     zactor_destroy (&self->nslink);     //  unregisters
+    if (self->sync_parked) {
+        sync_t *s = (sync_t *) zlistx_first (self->sync_parked);
+        while (s) {
+            s_sync_reply (self, s, ZR_FLUSH_SLAVE_TIMEOUT,
+                          "stored on the master; broker stopping before "
+                          "the slaves acknowledged it");
+            free (s);
+            s = (sync_t *) zlistx_next (self->sync_parked);
+        }
+        zlistx_destroy (&self->sync_parked);
+    }
+    zr_repl_destroy (&self->repl);      //  before the store closes
     waiter_t *w = (waiter_t *) zlistx_first (self->waiters);
     while (w) {
         s_waiter_destroy (&w);
@@ -3790,9 +4549,11 @@ zr_broker_actor (zsock_t *pipe, void *args)
     }
     zlistx_destroy (&self->parked);
     zsock_destroy (&self->router);
+    zr_retention_destroy (&self->retention);
     zr_store_destroy (&self->store);
     zr_retry_destroy (&self->retry);
     zr_groups_destroy (&self->groups);
+    zr_txn_destroy (&self->txn);
     zr_filter_cache_destroy (&self->filters);
     zhashx_destroy (&self->topics);
     zhashx_destroy (&self->clients);

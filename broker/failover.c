@@ -398,6 +398,10 @@ zr_failover_actor (zsock_t *pipe, void *args)
     failover_t *self = (failover_t *) zmalloc (sizeof (failover_t));
     self->pipe = pipe;
     self->enc = zr_enc_new ();
+    //  Events to the broker never wait: the broker drains them only when
+    //  it answers a write. A LEASE dropped on a full pipe only shortens
+    //  the broker's view (safe); the next one refreshes it.
+    zsock_set_sndtimeo (pipe, 0);
     zsock_signal (pipe, 0);
     while (!self->terminated) {
         zmq_pollitem_t items [1 + ZR_FAILOVER_NAMESERVERS_MAX];
@@ -429,4 +433,106 @@ zr_failover_actor (zsock_t *pipe, void *args)
     free (self->cluster);
     free (self->group);
     free (self);
+}
+
+//  --------------------------------------------------------------------
+//  Broker-thread handle
+
+struct _zr_failover_t {
+    zactor_t *actor;
+    int64_t lease_until;
+    int64_t fenced;
+};
+
+zr_failover_t *
+zr_failover_new (const char *nameservers, const char *cluster,
+                 const char *group, int64_t broker_id, int64_t heartbeat_ms,
+                 char **err)
+{
+    zr_failover_t *self = (zr_failover_t *) zmalloc (sizeof *self);
+    self->actor = zactor_new (zr_failover_actor, NULL);
+    char id [24], hb [24];
+    snprintf (id, sizeof id, "%" PRId64, broker_id);
+    snprintf (hb, sizeof hb, "%" PRId64, heartbeat_ms);
+    zstr_sendx (self->actor, "CONFIGURE", nameservers, cluster, group, id,
+                hb, NULL);
+    char *status = NULL, *reason = NULL;
+    zstr_recvx (self->actor, &status, &reason, NULL);
+    if (!status || strneq (status, "OK")) {
+        *err = strdup (reason ? reason : "failover actor did not start");
+        zr_failover_destroy (&self);
+    }
+    zstr_free (&status);
+    zstr_free (&reason);
+    return self;
+}
+
+void
+zr_failover_destroy (zr_failover_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zactor_destroy (&(*self_p)->actor);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+void
+zr_failover_state (zr_failover_t *self, bool master, int64_t epoch,
+                   int64_t seq, const char *isr)
+{
+    char e [24], s [24];
+    snprintf (e, sizeof e, "%" PRId64, epoch);
+    snprintf (s, sizeof s, "%" PRId64, seq);
+    zstr_sendx (self->actor, "STATE", master ? "master" : "slave", e, s,
+                isr ? isr : "", NULL);
+    if (master)
+        self->fenced = 0;
+    self->lease_until = 0;
+}
+
+static void
+s_drain (zr_failover_t *self)
+{
+    while (zsock_events (zactor_sock (self->actor)) & ZMQ_POLLIN) {
+        zmsg_t *msg = zmsg_recv (self->actor);
+        if (!msg)
+            break;
+        char *event = zmsg_popstr (msg);
+        char *arg = zmsg_popstr (msg);
+        if (event && arg && streq (event, "LEASE"))
+            self->lease_until = atoll (arg);
+        else
+        if (event && arg && streq (event, "FENCED")) {
+            self->fenced = atoll (arg);
+            self->lease_until = 0;
+        }
+        zstr_free (&event);
+        zstr_free (&arg);
+        zmsg_destroy (&msg);
+    }
+}
+
+bool
+zr_failover_may_ack (zr_failover_t *self, char *reason, size_t size)
+{
+    s_drain (self);
+    if (self->fenced) {
+        snprintf (reason, size, "fenced: epoch %" PRId64 " has another "
+                  "master", self->fenced);
+        return false;
+    }
+    if (zclock_mono () >= self->lease_until) {
+        snprintf (reason, size, "this master lost its nameserver leases "
+                  "(no majority); the write is not acknowledged");
+        return false;
+    }
+    return true;
+}
+
+int64_t
+zr_failover_fenced (zr_failover_t *self)
+{
+    s_drain (self);
+    return self->fenced;
 }

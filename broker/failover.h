@@ -42,6 +42,34 @@
 void
     zr_failover_actor (zsock_t *pipe, void *args);
 
+//  The broker thread's handle: owns the actor and the lease it last
+//  heard of. Events are drained (never waited for) by may_ack.
+typedef struct _zr_failover_t zr_failover_t;
+
+//  Starts the actor and configures it. NULL with *err (caller frees).
+zr_failover_t *
+    zr_failover_new (const char *nameservers, const char *cluster,
+                     const char *group, int64_t broker_id,
+                     int64_t heartbeat_ms, char **err);
+
+//  Stops the actor. NULL-safe.
+void
+    zr_failover_destroy (zr_failover_t **self_p);
+
+//  Tells the actor the broker's role and state (see STATE above).
+void
+    zr_failover_state (zr_failover_t *self, bool master, int64_t epoch,
+                       int64_t seq, const char *isr);
+
+//  True when a write may be acknowledged now: not fenced, and leases
+//  from a majority of nameservers run past now. Otherwise fills reason.
+bool
+    zr_failover_may_ack (zr_failover_t *self, char *reason, size_t size);
+
+//  The higher epoch a nameserver told us of (0: not fenced).
+int64_t
+    zr_failover_fenced (zr_failover_t *self);
+
 //  Given the lease expiry of each of count configured nameservers (0 or
 //  anything in the past: none), returns the time until which a majority
 //  (count / 2 + 1) of them holds a lease: the (count / 2 + 1)-th largest.

@@ -62,6 +62,7 @@ typedef enum {
     ZR_SHUTTING_DOWN,           //  broker is stopping, not done
     ZR_LEASE_HELD,              //  another group member holds the lease
     ZR_LEASE_INVALID,           //  stale or missing lease token
+    ZR_NOT_MASTER,              //  a slave: write to the master
     ZR_TIMEOUT,                 //  client side: no reply in time
     ZR_UNKNOWN_STATUS,          //  client side: reply had a status we
                                 //  do not know
@@ -473,6 +474,66 @@ void
 //  ',' (caller frees); for status output and tests.
 char *
     zr_push_consumer_owned (zr_push_consumer_t *self);
+
+//  --------------------------------------------------------------------
+//  Transactional producer (docs/protocol.md section 13), RocketMQ's
+//  TransactionListener model: zr_tx_producer_send stores a half message
+//  (invisible to consumers), runs the local transaction (execute), then
+//  commits or rolls the message back. A transaction left UNKNOWN is
+//  checked back later by the broker; the check callback answers.
+//
+//  Threading: zr_tx_producer_send runs execute in the calling thread.
+//  The producer also runs a background thread (an actor with its own
+//  connection) that heartbeats the producer group and calls check when
+//  the broker asks; check must be thread-safe with respect to the
+//  application's other threads. The messages passed to execute and
+//  check carry the property "TXN_ID" (the transaction id); msg is
+//  borrowed for the call.
+
+typedef struct _zr_tx_producer_t zr_tx_producer_t;
+
+typedef enum {
+    ZR_TXN_COMMIT = 0,
+    ZR_TXN_ROLLBACK = 1,
+    ZR_TXN_UNKNOWN = 2
+} zr_txn_state_t;
+
+typedef zr_txn_state_t (zr_txn_execute_fn) (zr_message_t *msg, void *arg);
+typedef zr_txn_state_t (zr_txn_check_fn) (zr_message_t *msg, void *arg);
+
+//  Creates a transactional producer of producer_group talking to one
+//  broker endpoint, and starts its heartbeat thread. NULL on a bad
+//  endpoint or group name.
+zr_tx_producer_t *
+    zr_tx_producer_new (const char *endpoint, const char *producer_group);
+
+//  Stops the heartbeat thread and closes the connections. Unresolved
+//  transactions stay on the broker (another member of the group answers
+//  their checks).
+void
+    zr_tx_producer_destroy (zr_tx_producer_t **self_p);
+
+//  Sets the listener; call before the first send. check may be NULL
+//  (checks are then answered UNKNOWN, i.e. not at all).
+void
+    zr_tx_producer_set_listener (zr_tx_producer_t *self,
+                                 zr_txn_execute_fn *execute,
+                                 zr_txn_check_fn *check, void *arg);
+
+//  Reply timeout, ms (default 3000).
+void
+    zr_tx_producer_set_timeout (zr_tx_producer_t *self, int timeout_ms);
+
+//  Sends msg as a half message, runs execute (when set; else UNKNOWN),
+//  then commits or rolls back (UNKNOWN leaves it to the check-back).
+//  Fills result (may be NULL: on commit the store id, queue and offset
+//  of the visible message; otherwise queue -1, offset -1) and state (may
+//  be NULL: what execute returned). Returns 0 when the half message was
+//  stored, -1 when not (result says why; execute was not run). Does not
+//  take msg; sets its "TXN_ID" property.
+int
+    zr_tx_producer_send (zr_tx_producer_t *self, zr_message_t *msg,
+                         zr_send_result_t *result, zr_txn_state_t *state);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,8 @@
       "seq"         8 bytes BE, sequence of the last committed batch
       "t/<topic>"   4 bytes BE, the topic's queue count
       "m/<name>"    a mark (empty value), see zr_store_batch_mark_put
+      "r/<topic>"   16 bytes: retention ms, retention bytes (int64 BE,
+                    -1: the broker's default); absent: defaults
 
     The open batch is one rocksdb_writebatch_t, reused. Beside it we keep
     the list of log operations that describe it; consecutive appends to a
@@ -36,14 +38,17 @@
 
 #define STORE_MARK_MAX   1024            //  bytes in a mark name
 
-enum { CF_META, CF_MSG, CF_OFFSETS, CF_LOG, CF_TIMER, CF_COUNT };
+enum { CF_META, CF_MSG, CF_OFFSETS, CF_LOG, CF_TIMER, CF_HALF,
+       CF_INDEX, CF_REPL, CF_COUNT };
 static const char *s_cf_names [CF_COUNT] = {
-    "default", "msg", "offsets", "log", "timer"
+    "default", "msg", "offsets", "log", "timer", "half",
+    "index", "repl"
 };
 
 //  One log operation of the open batch
 typedef struct {
-    char type;                  //  'A', 'O', 'T', 'D', 'X', 'x', 'M'
+    char type;                  //  'A', 'O', 'T', 'D', 'X', 'x', 'M',
+                                //  'R', 'P', 'H', 'h'
     char *topic;
     char *group;                //  'O' only
     int queue;                  //  'A', 'O'
@@ -73,6 +78,16 @@ struct _zr_store_t {
     size_t batch_ops;           //  calls that added to the batch
     size_t batch_bytes;         //  record bytes in the batch
     uint64_t batch_timers;      //  timers put in the batch (key sequence)
+    //  Replication (see store.h)
+    unsigned char hash [ZR_STORE_HASH_LEN];     //  h(seq)
+    unsigned char next_hash [ZR_STORE_HASH_LEN];
+    char *role;                 //  persisted role or NULL
+    bool repl_nolog;            //  payloads not kept
+    zr_store_commit_fn *commit_fn;
+    void *commit_arg;
+    msgpack_sbuffer repl_buf;   //  the commit's repl entry
+    size_t payload_off;         //  its payload inside repl_buf
+    size_t payload_size;
 };
 
 
@@ -431,6 +446,11 @@ s_cf_options (size_t write_buffer, bool bloom, int compression)
     return o;
 }
 
+//  Replication (end of file)
+static int s_repl_load (zr_store_t *self, char **err);
+static void s_repl_capture (zr_store_t *self, uint64_t seq);
+static void s_repl_committed (zr_store_t *self);
+
 zr_store_t *
 zr_store_open (const char *path, const zr_store_opts_t *opts, char **err)
 {
@@ -488,6 +508,11 @@ zr_store_open (const char *path, const zr_store_opts_t *opts, char **err)
     //  Timers: created in existing data directories by
     //  create_missing_column_families.
     cfo [CF_TIMER] = s_cf_options (small, false, rocksdb_no_compression);
+    cfo [CF_HALF] = s_cf_options (small, true, rocksdb_no_compression);
+    //  Lookup indexes (broker/retention.c), also created when missing.
+    cfo [CF_INDEX] = s_cf_options (small, false, rocksdb_no_compression);
+    //  Replication log (payload + hash per commit), created when missing.
+    cfo [CF_REPL] = s_cf_options (small, false, rocksdb_no_compression);
 
     char *rerr = NULL;
     self->db = rocksdb_open_column_families (
@@ -512,7 +537,7 @@ zr_store_open (const char *path, const zr_store_opts_t *opts, char **err)
     self->runs = zhashx_new ();
     assert (self->runs);
 
-    if (s_meta_load (self, opts, err) != 0) {
+    if (s_meta_load (self, opts, err) != 0 || s_repl_load (self, err)) {
         zr_store_destroy (&self);
         return NULL;
     }
@@ -561,6 +586,8 @@ zr_store_destroy (zr_store_t **self_p)
         rocksdb_close (self->db);
     }
     free (self->group);
+    free (self->role);
+    msgpack_sbuffer_destroy (&self->repl_buf);
     free (self->path);
     free (self);
     *self_p = NULL;
@@ -817,6 +844,20 @@ zr_store_batch_topic_delete (zr_store_t *self, const char *topic)
     memcpy (mkey + 2, topic, (size_t) tlen);
     rocksdb_writebatch_delete_cf (self->batch, self->cf [CF_META], mkey,
                                   2 + (size_t) tlen);
+    mkey [0] = 'r';                         //  its retention record
+    rocksdb_writebatch_delete_cf (self->batch, self->cf [CF_META], mkey,
+                                  2 + (size_t) tlen);
+    //  Lookup index entries: topic prefix, then type 0 or 1 (< 0xff)
+    {
+        unsigned char istart [1 + STORE_TOPIC_MAX + 1];
+        size_t ipfx = s_topic_prefix (istart, topic, tlen);
+        unsigned char iend [1 + STORE_TOPIC_MAX + 1];
+        memcpy (iend, istart, ipfx);
+        iend [ipfx] = 0xff;
+        rocksdb_writebatch_delete_range_cf (self->batch, self->cf [CF_INDEX],
+                                            (const char *) istart, ipfx,
+                                            (const char *) iend, ipfx + 1);
+    }
     //  Messages: every key with this topic prefix
     unsigned char start [STORE_MSGKEY_MAX + 1];
     unsigned char end [STORE_MSGKEY_MAX + 1];
@@ -942,6 +983,52 @@ zr_store_batch_mark_put (zr_store_t *self, const char *name)
     return 0;
 }
 
+//  Half (transactional) entries: key checked, 1..STORE_HALF_KEY_MAX bytes.
+#define STORE_HALF_KEY_MAX 255
+
+static size_t
+s_half_key_ok (const char *key)
+{
+    size_t len = key ? strlen (key) : 0;
+    return len > 0 && len <= STORE_HALF_KEY_MAX ? len : 0;
+}
+
+int
+zr_store_batch_half_put (zr_store_t *self, const char *key,
+                         const void *value, size_t size)
+{
+    assert (self);
+    size_t klen = s_half_key_ok (key);
+    if (!klen || (!value && size)) {
+        zsys_warning ("store: half entry '%.40s' refused: bad key",
+                      key ? key : "");
+        return -1;
+    }
+    rocksdb_writebatch_put_cf (self->batch, self->cf [CF_HALF], key, klen,
+                               value ? (const char *) value : "", size);
+    self->batch_ops++;
+    self->batch_bytes += size;
+    s_op_new (self, 'H', key);
+    return 0;
+}
+
+int
+zr_store_batch_half_delete (zr_store_t *self, const char *key)
+{
+    assert (self);
+    size_t klen = s_half_key_ok (key);
+    if (!klen) {
+        zsys_warning ("store: half delete '%.40s' refused: bad key",
+                      key ? key : "");
+        return -1;
+    }
+    rocksdb_writebatch_delete_cf (self->batch, self->cf [CF_HALF], key,
+                                  klen);
+    self->batch_ops++;
+    s_op_new (self, 'h', key);
+    return 0;
+}
+
 size_t
 zr_store_batch_ops (zr_store_t *self)
 {
@@ -1011,6 +1098,21 @@ zr_store_commit (zr_store_t *self, bool sync, char **err)
                 s_pack_str (&pk, op->topic);
                 msgpack_pack_int64 (&pk, op->a);
                 break;
+            case 'R':           //  range delete [a, count) of a queue
+                msgpack_pack_array (&pk, 5);
+                s_pack_str (&pk, type);
+                s_pack_str (&pk, op->topic);
+                msgpack_pack_int (&pk, op->queue);
+                msgpack_pack_int64 (&pk, op->a);
+                msgpack_pack_int64 (&pk, op->count);
+                break;
+            case 'P':           //  retention policy: ms, bytes
+                msgpack_pack_array (&pk, 4);
+                s_pack_str (&pk, type);
+                s_pack_str (&pk, op->topic);
+                msgpack_pack_int64 (&pk, op->a);
+                msgpack_pack_int64 (&pk, op->count);
+                break;
             case 'X':
             case 'x':
                 msgpack_pack_array (&pk, 2);
@@ -1018,7 +1120,7 @@ zr_store_commit (zr_store_t *self, bool sync, char **err)
                 msgpack_pack_bin (&pk, ZR_STORE_TIMER_KEY);
                 msgpack_pack_bin_body (&pk, op->key, ZR_STORE_TIMER_KEY);
                 break;
-            default:            //  'D' topic, 'M' mark name
+            default:            //  'D' topic, 'M' mark, 'H'/'h' half key
                 msgpack_pack_array (&pk, 2);
                 s_pack_str (&pk, type);
                 s_pack_str (&pk, op->topic);
@@ -1030,6 +1132,7 @@ zr_store_commit (zr_store_t *self, bool sync, char **err)
     rocksdb_writebatch_put_cf (self->batch, self->cf [CF_LOG],
                                (const char *) lkey, 8, sbuf.data, sbuf.size);
     msgpack_sbuffer_destroy (&sbuf);
+    s_repl_capture (self, seq);
     s_batch_put_u64 (self->batch, self->cf [CF_META], "seq", seq);
 
     char *rerr = NULL;
@@ -1043,6 +1146,7 @@ zr_store_commit (zr_store_t *self, bool sync, char **err)
         return -1;
     }
     self->seq = seq;
+    s_repl_committed (self);
     return 0;
 }
 
@@ -1271,6 +1375,70 @@ zr_store_mark_exists (zr_store_t *self, const char *name)
 }
 
 int
+zr_store_half_get (zr_store_t *self, const char *key, void **value,
+                   size_t *size)
+{
+    assert (self);
+    assert (value && size);
+    *value = NULL;
+    *size = 0;
+    size_t klen = s_half_key_ok (key);
+    if (!klen)
+        return 1;
+    char *rerr = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf (self->db, self->ro, self->cf [CF_HALF], key,
+                              klen, &vlen, &rerr);
+    if (rerr) {
+        zsys_error ("store: %s: reading half entry %s: %s", self->path, key,
+                    rerr);
+        rocksdb_free (rerr);
+        return -1;
+    }
+    if (!v)
+        return 1;
+    *value = malloc (vlen ? vlen : 1);
+    assert (*value);
+    memcpy (*value, v, vlen);
+    *size = vlen;
+    rocksdb_free (v);
+    return 0;
+}
+
+int
+zr_store_half_foreach (zr_store_t *self, zr_store_half_fn *fn, void *arg)
+{
+    assert (self);
+    assert (fn);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf (self->db, self->ro, self->cf [CF_HALF]);
+    int count = 0;
+    for (rocksdb_iter_seek_to_first (it); rocksdb_iter_valid (it);
+         rocksdb_iter_next (it)) {
+        size_t klen = 0, vlen = 0;
+        const char *key = rocksdb_iter_key (it, &klen);
+        if (klen == 0 || klen > STORE_HALF_KEY_MAX)
+            continue;
+        char name [STORE_HALF_KEY_MAX + 1];
+        memcpy (name, key, klen);
+        name [klen] = 0;
+        const char *val = rocksdb_iter_value (it, &vlen);
+        fn (name, val, vlen, arg);
+        count++;
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error (it, &rerr);
+    if (rerr) {
+        zsys_error ("store: %s: reading half entries: %s", self->path,
+                    rerr);
+        rocksdb_free (rerr);
+        count = -1;
+    }
+    rocksdb_iter_destroy (it);
+    return count;
+}
+
+int
 zr_store_log_read (zr_store_t *self, uint64_t after, int max,
                    zr_store_log_fn *fn, void *arg)
 {
@@ -1302,6 +1470,177 @@ zr_store_log_read (zr_store_t *self, uint64_t after, int max,
     }
     rocksdb_iter_destroy (it);
     return count;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Retention and lookup (broker/retention.c)
+
+static size_t
+s_retention_key (char *key, const char *topic, int tlen)
+{
+    memcpy (key, "r/", 2);
+    memcpy (key + 2, topic, (size_t) tlen);
+    return 2 + (size_t) tlen;
+}
+
+void
+zr_store_batch_topic_retention (zr_store_t *self, const char *topic,
+                                int64_t ms, int64_t bytes)
+{
+    assert (self);
+    int tlen = s_topic_ok (topic);
+    if (tlen < 0) {
+        zsys_warning ("store: retention of topic '%.40s' refused: bad name",
+                      topic ? topic : "");
+        return;
+    }
+    char key [2 + STORE_TOPIC_MAX];
+    size_t klen = s_retention_key (key, topic, tlen);
+    unsigned char val [16];
+    s_put_be64 (val, (uint64_t) (ms < 0 ? -1 : ms));
+    s_put_be64 (val + 8, (uint64_t) (bytes < 0 ? -1 : bytes));
+    rocksdb_writebatch_put_cf (self->batch, self->cf [CF_META], key, klen,
+                               (const char *) val, 16);
+    self->batch_ops++;
+    zhashx_purge (self->runs);
+    s_op_t *op = s_op_new (self, 'P', topic);
+    op->a = ms < 0 ? -1 : ms;
+    op->count = bytes < 0 ? -1 : bytes;
+}
+
+int
+zr_store_topic_retention (zr_store_t *self, const char *topic, int64_t *ms,
+                          int64_t *bytes)
+{
+    assert (self);
+    assert (ms && bytes);
+    *ms = *bytes = -1;
+    int tlen = s_topic_ok (topic);
+    if (tlen < 0)
+        return 1;
+    char key [2 + STORE_TOPIC_MAX];
+    size_t klen = s_retention_key (key, topic, tlen);
+    char *rerr = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf (self->db, self->ro, self->cf [CF_META], key,
+                              klen, &vlen, &rerr);
+    if (rerr) {
+        zsys_error ("store: %s: reading retention of %s: %s", self->path,
+                    topic, rerr);
+        rocksdb_free (rerr);
+        return -1;
+    }
+    if (!v)
+        return 1;
+    int rc = 1;
+    if (vlen == 16) {
+        *ms = (int64_t) s_get_be64 ((const unsigned char *) v);
+        *bytes = (int64_t) s_get_be64 ((const unsigned char *) v + 8);
+        rc = 0;
+    }
+    else
+        zsys_warning ("store: %s: retention of %s has %zu bytes, ignored",
+                      self->path, topic, vlen);
+    rocksdb_free (v);
+    return rc;
+}
+
+void
+zr_store_batch_delete_range (zr_store_t *self, const char *topic, int queue,
+                             int64_t from, int64_t to)
+{
+    assert (self);
+    int tlen = s_topic_ok (topic);
+    if (tlen < 0 || queue < 0 || from < 0 || to <= from) {
+        zsys_warning ("store: range delete on '%.40s' queue %d [%" PRId64
+                      ", %" PRId64 ") refused", topic ? topic : "", queue,
+                      from, to);
+        return;
+    }
+    unsigned char start [STORE_MSGKEY_MAX];
+    unsigned char end [STORE_MSGKEY_MAX];
+    size_t n = s_msg_key (start, topic, tlen, queue, from);
+    s_msg_key (end, topic, tlen, queue, to);
+    rocksdb_writebatch_delete_range_cf (self->batch, self->cf [CF_MSG],
+                                        (const char *) start, n,
+                                        (const char *) end, n);
+    self->batch_ops++;
+    zhashx_purge (self->runs);
+    s_op_t *op = s_op_new (self, 'R', topic);
+    op->queue = queue;
+    op->a = from;
+    op->count = to;
+}
+
+void
+zr_store_batch_index_put (zr_store_t *self, const void *key, size_t size)
+{
+    assert (self);
+    if (!key || size == 0 || size > ZR_STORE_INDEX_KEY_MAX)
+        return;
+    rocksdb_writebatch_put_cf (self->batch, self->cf [CF_INDEX],
+                               (const char *) key, size, "", 0);
+    self->batch_ops++;
+}
+
+int
+zr_store_index_scan (zr_store_t *self, const void *prefix, size_t size,
+                     int max, zr_store_index_fn *fn, void *arg)
+{
+    assert (self);
+    assert (fn);
+    if (!prefix || size == 0 || size > ZR_STORE_INDEX_KEY_MAX || max <= 0)
+        return 0;
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf (self->db, self->ro, self->cf [CF_INDEX]);
+    int count = 0;
+    for (rocksdb_iter_seek (it, (const char *) prefix, size);
+         rocksdb_iter_valid (it) && count < max; rocksdb_iter_next (it)) {
+        size_t klen = 0;
+        const char *key = rocksdb_iter_key (it, &klen);
+        if (klen < size || memcmp (key, prefix, size) != 0)
+            break;
+        count++;
+        if (fn (key, klen, arg))
+            break;
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error (it, &rerr);
+    if (rerr) {
+        zsys_error ("store: %s: reading index: %s", self->path, rerr);
+        rocksdb_free (rerr);
+        count = -1;
+    }
+    rocksdb_iter_destroy (it);
+    return count;
+}
+
+int64_t
+zr_store_topic_disk (zr_store_t *self, const char *topic)
+{
+    assert (self);
+    int tlen = s_topic_ok (topic);
+    if (tlen < 0)
+        return -1;
+    unsigned char start [1 + STORE_TOPIC_MAX + 1];
+    unsigned char end [1 + STORE_TOPIC_MAX + 1];
+    size_t pfx = s_topic_prefix (start, topic, tlen);
+    memcpy (end, start, pfx);
+    end [pfx] = 0xff;                       //  past every queue < 2^31
+    const char *starts [1] = { (const char *) start };
+    const char *ends [1] = { (const char *) end };
+    size_t start_len [1] = { pfx };
+    size_t end_len [1] = { pfx + 1 };
+    uint64_t sizes [1] = { 0 };
+    char *rerr = NULL;
+    rocksdb_approximate_sizes_cf (self->db, self->cf [CF_MSG], 1, starts,
+                                  start_len, ends, end_len, sizes, &rerr);
+    if (rerr) {
+        rocksdb_free (rerr);
+        return -1;
+    }
+    return sizes [0] > INT64_MAX ? INT64_MAX : (int64_t) sizes [0];
 }
 
 
@@ -1347,4 +1686,460 @@ zr_store_disk_used (zr_store_t *self)
     }
     closedir (dir);
     return total;
+}
+
+
+//  --------------------------------------------------------------------------
+//  Replication: hash chain, repl column family, apply, checkpoint
+
+static void
+s_sha1 (const unsigned char *prev, const void *data, size_t size,
+        unsigned char *out)
+{
+    zdigest_t *d = zdigest_new ();
+    assert (d);
+    zdigest_update (d, prev, ZR_STORE_HASH_LEN);
+    if (size)
+        zdigest_update (d, (const byte *) data, size);
+    memcpy (out, zdigest_data (d), ZR_STORE_HASH_LEN);
+    zdigest_destroy (&d);
+}
+
+static int
+s_repl_load (zr_store_t *self, char **err)
+{
+    msgpack_sbuffer_init (&self->repl_buf);
+    char *rerr = NULL;
+    char *v = NULL;
+    size_t size = 0;
+    int rc = s_meta_get (self, "hash", &v, &size, &rerr);
+    if (rc == 0 && size == ZR_STORE_HASH_LEN)
+        memcpy (self->hash, v, ZR_STORE_HASH_LEN);
+    free (v);
+    v = NULL;
+    if (rc == 0 && size != ZR_STORE_HASH_LEN) {
+        *err = zsys_sprintf ("store: data directory %s is damaged: meta "
+                             "hash has %zu bytes; restore it from a "
+                             "replica or move it aside", self->path, size);
+        return -1;
+    }
+    if (rc == 0 || rc == 1)
+        rc = s_meta_get (self, "role", &v, &size, &rerr);
+    if (rc < 0) {
+        *err = zsys_sprintf ("store: data directory %s is damaged: %s; "
+                             "restore it from a replica or move it aside",
+                             self->path, rerr ? rerr : "?");
+        zstr_free (&rerr);
+        return -1;
+    }
+    self->role = rc == 0 ? v : NULL;
+    return 0;
+}
+
+//  Before the store's own keys: takes the batch's payload, computes the
+//  next hash and puts the repl entry and meta hash into the batch.
+static void
+s_repl_capture (zr_store_t *self, uint64_t seq)
+{
+    size_t size = 0;
+    const char *data = rocksdb_writebatch_data (self->batch, &size);
+    s_sha1 (self->hash, data, size, self->next_hash);
+    msgpack_sbuffer_clear (&self->repl_buf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &self->repl_buf, msgpack_sbuffer_write);
+    msgpack_pack_array (&pk, 4);
+    msgpack_pack_uint64 (&pk, self->epoch);
+    msgpack_pack_uint64 (&pk, seq);
+    msgpack_pack_bin (&pk, ZR_STORE_HASH_LEN);
+    msgpack_pack_bin_body (&pk, self->next_hash, ZR_STORE_HASH_LEN);
+    if (self->repl_nolog) {
+        msgpack_pack_nil (&pk);
+        self->payload_size = 0;
+    }
+    else {
+        msgpack_pack_bin (&pk, size);
+        self->payload_off = self->repl_buf.size;
+        self->payload_size = size;
+        msgpack_pack_bin_body (&pk, data, size);
+    }
+    unsigned char key [8];
+    s_put_be64 (key, seq);
+    rocksdb_writebatch_put_cf (self->batch, self->cf [CF_REPL],
+                               (const char *) key, 8, self->repl_buf.data,
+                               self->repl_buf.size);
+    rocksdb_writebatch_put_cf (self->batch, self->cf [CF_META], "hash", 4,
+                               (const char *) self->next_hash,
+                               ZR_STORE_HASH_LEN);
+}
+
+static void
+s_repl_committed (zr_store_t *self)
+{
+    memcpy (self->hash, self->next_hash, ZR_STORE_HASH_LEN);
+    if (self->commit_fn)
+        self->commit_fn (self->epoch, self->seq, self->hash,
+                         self->payload_size
+                         ? self->repl_buf.data + self->payload_off : NULL,
+                         self->payload_size, self->commit_arg);
+}
+
+void
+zr_store_set_commit_fn (zr_store_t *self, zr_store_commit_fn *fn,
+                        void *arg)
+{
+    assert (self);
+    self->commit_fn = fn;
+    self->commit_arg = arg;
+}
+
+void
+zr_store_set_repl_log (zr_store_t *self, bool keep)
+{
+    assert (self);
+    self->repl_nolog = !keep;
+}
+
+const unsigned char *
+zr_store_hash (zr_store_t *self)
+{
+    assert (self);
+    return self->hash;
+}
+
+const char *
+zr_store_role (zr_store_t *self)
+{
+    assert (self);
+    return self->role;
+}
+
+int
+zr_store_set_role (zr_store_t *self, uint64_t epoch, const char *role,
+                   char **err)
+{
+    assert (self);
+    assert (err);
+    *err = NULL;
+    if (!role || !*role) {
+        *err = zsys_sprintf ("store: empty role");
+        return -1;
+    }
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create ();
+    s_batch_put_u64 (wb, self->cf [CF_META], "epoch", epoch);
+    rocksdb_writebatch_put_cf (wb, self->cf [CF_META], "role", 4, role,
+                               strlen (role));
+    char *rerr = NULL;
+    rocksdb_write (self->db, self->wo_sync, wb, &rerr);
+    rocksdb_writebatch_destroy (wb);
+    if (rerr) {
+        *err = zsys_sprintf ("store: %s: cannot record role: %s",
+                             self->path, rerr);
+        rocksdb_free (rerr);
+        return -1;
+    }
+    self->epoch = epoch;
+    free (self->role);
+    self->role = strdup (role);
+    assert (self->role);
+    return 0;
+}
+
+int
+zr_store_apply (zr_store_t *self, uint64_t epoch, uint64_t seq,
+                const unsigned char *hash, const void *payload,
+                size_t size, bool sync, char **err)
+{
+    assert (self);
+    assert (err);
+    *err = NULL;
+    if (seq <= self->seq)
+        return 1;
+    if (seq != self->seq + 1) {
+        *err = zsys_sprintf ("gap: batch %" PRIu64 " after %" PRIu64, seq,
+                             self->seq);
+        return -1;
+    }
+    //  A WriteBatch starts with a 12-byte header (sequence, count)
+    if (!hash || !payload || size < 12) {
+        *err = zsys_sprintf ("batch %" PRIu64 " has no valid payload", seq);
+        return -1;
+    }
+    if (self->batch_ops) {
+        *err = zsys_sprintf ("batch %" PRIu64 ": the store has an open "
+                             "batch (a slave does not write)", seq);
+        return -1;
+    }
+    unsigned char h [ZR_STORE_HASH_LEN];
+    s_sha1 (self->hash, payload, size, h);
+    if (memcmp (h, hash, ZR_STORE_HASH_LEN) != 0) {
+        *err = zsys_sprintf ("batch %" PRIu64 ": hash chain mismatch (the "
+                             "master's history differs from ours)", seq);
+        return -1;
+    }
+    rocksdb_writebatch_t *wb =
+        rocksdb_writebatch_create_from ((const char *) payload, size);
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_array (&pk, 4);
+    msgpack_pack_uint64 (&pk, epoch);
+    msgpack_pack_uint64 (&pk, seq);
+    msgpack_pack_bin (&pk, ZR_STORE_HASH_LEN);
+    msgpack_pack_bin_body (&pk, h, ZR_STORE_HASH_LEN);
+    if (self->repl_nolog)
+        msgpack_pack_nil (&pk);
+    else {
+        msgpack_pack_bin (&pk, size);
+        msgpack_pack_bin_body (&pk, payload, size);
+    }
+    unsigned char key [8];
+    s_put_be64 (key, seq);
+    rocksdb_writebatch_put_cf (wb, self->cf [CF_REPL], (const char *) key,
+                               8, sbuf.data, sbuf.size);
+    msgpack_sbuffer_destroy (&sbuf);
+    rocksdb_writebatch_put_cf (wb, self->cf [CF_META], "hash", 4,
+                               (const char *) h, ZR_STORE_HASH_LEN);
+    s_batch_put_u64 (wb, self->cf [CF_META], "seq", seq);
+    if (epoch != self->epoch)
+        s_batch_put_u64 (wb, self->cf [CF_META], "epoch", epoch);
+    char *rerr = NULL;
+    rocksdb_write (self->db, sync ? self->wo_sync : self->wo_async, wb,
+                   &rerr);
+    rocksdb_writebatch_destroy (wb);
+    if (rerr) {
+        *err = zsys_sprintf ("batch %" PRIu64 ": write failed: %s", seq,
+                             rerr);
+        rocksdb_free (rerr);
+        return -1;
+    }
+    self->seq = seq;
+    self->epoch = epoch;
+    memcpy (self->hash, h, ZR_STORE_HASH_LEN);
+    return 0;
+}
+
+//  Parses a repl entry. Returns 0, or -1 when it is not one.
+static int
+s_repl_parse (const char *val, size_t vlen, msgpack_unpacked *u,
+              uint64_t *epoch, uint64_t *seq, const unsigned char **hash,
+              const void **payload, size_t *size)
+{
+    if (msgpack_unpack_next (u, val, vlen, NULL) != MSGPACK_UNPACK_SUCCESS)
+        return -1;
+    msgpack_object o = u->data;
+    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 4)
+        return -1;
+    msgpack_object *a = o.via.array.ptr;
+    if (a [0].type != MSGPACK_OBJECT_POSITIVE_INTEGER
+    ||  a [1].type != MSGPACK_OBJECT_POSITIVE_INTEGER
+    ||  a [2].type != MSGPACK_OBJECT_BIN
+    ||  a [2].via.bin.size != ZR_STORE_HASH_LEN)
+        return -1;
+    *epoch = a [0].via.u64;
+    *seq = a [1].via.u64;
+    *hash = (const unsigned char *) a [2].via.bin.ptr;
+    if (a [3].type == MSGPACK_OBJECT_BIN) {
+        *payload = a [3].via.bin.ptr;
+        *size = a [3].via.bin.size;
+    }
+    else {
+        *payload = NULL;
+        *size = 0;
+    }
+    return 0;
+}
+
+int
+zr_store_repl_read (zr_store_t *self, uint64_t after, int max_count,
+                    size_t max_bytes, zr_store_repl_fn *fn, void *arg)
+{
+    assert (self);
+    assert (fn);
+    if (max_count <= 0 || after == UINT64_MAX)
+        return 0;
+    unsigned char start [8];
+    s_put_be64 (start, after + 1);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create ();
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf (self->db, ro, self->cf [CF_REPL]);
+    msgpack_unpacked u;
+    msgpack_unpacked_init (&u);
+    int count = 0;
+    size_t bytes = 0;
+    for (rocksdb_iter_seek (it, (const char *) start, 8);
+         rocksdb_iter_valid (it) && count < max_count;
+         rocksdb_iter_next (it)) {
+        size_t klen = 0, vlen = 0;
+        rocksdb_iter_key (it, &klen);
+        if (klen != 8)
+            continue;
+        const char *val = rocksdb_iter_value (it, &vlen);
+        uint64_t epoch, seq;
+        const unsigned char *hash;
+        const void *payload;
+        size_t size;
+        if (s_repl_parse (val, vlen, &u, &epoch, &seq, &hash, &payload,
+                          &size)) {
+            zsys_warning ("store: %s: skipping a bad repl entry",
+                          self->path);
+            continue;
+        }
+        if (count > 0 && bytes + size > max_bytes)
+            break;
+        fn (epoch, seq, hash, payload, size, arg);
+        count++;
+        bytes += size;
+    }
+    msgpack_unpacked_destroy (&u);
+    char *rerr = NULL;
+    rocksdb_iter_get_error (it, &rerr);
+    if (rerr) {
+        zsys_error ("store: %s: reading repl log: %s", self->path, rerr);
+        rocksdb_free (rerr);
+        count = -1;
+    }
+    rocksdb_iter_destroy (it);
+    rocksdb_readoptions_destroy (ro);
+    return count;
+}
+
+int
+zr_store_repl_hash (zr_store_t *self, uint64_t seq, unsigned char *hash)
+{
+    assert (self);
+    assert (hash);
+    if (seq == 0) {
+        memset (hash, 0, ZR_STORE_HASH_LEN);
+        return 0;
+    }
+    unsigned char key [8];
+    s_put_be64 (key, seq);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create ();
+    char *rerr = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf (self->db, ro, self->cf [CF_REPL],
+                              (const char *) key, 8, &vlen, &rerr);
+    rocksdb_readoptions_destroy (ro);
+    if (rerr) {
+        zsys_error ("store: %s: reading repl entry %" PRIu64 ": %s",
+                    self->path, seq, rerr);
+        rocksdb_free (rerr);
+        return -1;
+    }
+    if (!v)
+        return 1;
+    msgpack_unpacked u;
+    msgpack_unpacked_init (&u);
+    uint64_t epoch, s;
+    const unsigned char *h;
+    const void *payload;
+    size_t size;
+    int rc = s_repl_parse (v, vlen, &u, &epoch, &s, &h, &payload, &size);
+    if (rc == 0)
+        memcpy (hash, h, ZR_STORE_HASH_LEN);
+    msgpack_unpacked_destroy (&u);
+    rocksdb_free (v);
+    return rc == 0 ? 0 : -1;
+}
+
+uint64_t
+zr_store_repl_first (zr_store_t *self)
+{
+    assert (self);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create ();
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf (self->db, ro, self->cf [CF_REPL]);
+    uint64_t first = 0;
+    for (rocksdb_iter_seek_to_first (it); rocksdb_iter_valid (it);
+         rocksdb_iter_next (it)) {
+        size_t klen = 0;
+        const char *key = rocksdb_iter_key (it, &klen);
+        if (klen == 8) {
+            first = s_get_be64 ((const unsigned char *) key);
+            break;
+        }
+    }
+    rocksdb_iter_destroy (it);
+    rocksdb_readoptions_destroy (ro);
+    return first;
+}
+
+uint64_t
+zr_store_repl_last (zr_store_t *self)
+{
+    assert (self);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create ();
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf (self->db, ro, self->cf [CF_REPL]);
+    uint64_t last = 0;
+    for (rocksdb_iter_seek_to_last (it); rocksdb_iter_valid (it);
+         rocksdb_iter_prev (it)) {
+        size_t klen = 0;
+        const char *key = rocksdb_iter_key (it, &klen);
+        if (klen == 8) {
+            last = s_get_be64 ((const unsigned char *) key);
+            break;
+        }
+    }
+    rocksdb_iter_destroy (it);
+    rocksdb_readoptions_destroy (ro);
+    return last;
+}
+
+int
+zr_store_repl_trim (zr_store_t *self, uint64_t keep_from)
+{
+    assert (self);
+    unsigned char lo [8], hi [8];
+    s_put_be64 (lo, 0);
+    s_put_be64 (hi, keep_from);
+    char *rerr = NULL;
+    rocksdb_delete_range_cf (self->db, self->wo_async, self->cf [CF_REPL],
+                             (const char *) lo, 8, (const char *) hi, 8,
+                             &rerr);
+    if (rerr) {
+        zsys_error ("store: %s: trimming repl log: %s", self->path, rerr);
+        rocksdb_free (rerr);
+        return -1;
+    }
+    return 0;
+}
+
+char *
+zr_store_cf_map (zr_store_t *self)
+{
+    assert (self);
+    char *map = strdup ("");
+    for (int i = 0; i < CF_COUNT; i++) {
+        char *next = zsys_sprintf ("%s%s%s=%u", map, i ? "," : "",
+                                   s_cf_names [i],
+                                   rocksdb_column_family_handle_get_id (
+                                       self->cf [i]));
+        free (map);
+        map = next;
+    }
+    return map;
+}
+
+int
+zr_store_checkpoint (zr_store_t *self, const char *dir, char **err)
+{
+    assert (self);
+    assert (err);
+    *err = NULL;
+    char *rerr = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create (self->db,
+                                                                 &rerr);
+    if (!rerr)
+        rocksdb_checkpoint_create (cp, dir, 0, &rerr);
+    if (cp)
+        rocksdb_checkpoint_object_destroy (cp);
+    if (rerr) {
+        *err = zsys_sprintf ("store: %s: checkpoint in %s failed: %s",
+                             self->path, dir, rerr);
+        rocksdb_free (rerr);
+        return -1;
+    }
+    return 0;
 }

@@ -19,6 +19,11 @@
                 Unix epoch) | sequence (8 bytes BE, assigned by the
                 store), so the earliest timer is the first key; value
                 opaque (the broker's retry records)
+      index     lookup indexes (broker/retention.c): topic prefix as in
+                msg | type (0 id, 1 key) | string | 0 | queue (4 bytes
+                BE) | offset (8 bytes BE), empty values
+      half      transactional half messages and their check counts, key
+                and value chosen by broker/txn.c
 
     Data directories made before the timer column family existed open
     fine: missing column families are created.
@@ -205,13 +210,42 @@ int64_t
 int
     zr_store_mark_exists (zr_store_t *self, const char *name);
 
+//  Half (transactional) entries, broker/txn.c: a key space of their own
+//  (the "half" column family), key = a C string of 1..255 bytes chosen
+//  by the broker, value opaque. Put and delete go into the open batch
+//  and return 0, or -1 for a bad key.
+int
+    zr_store_batch_half_put (zr_store_t *self, const char *key,
+                             const void *value, size_t size);
+int
+    zr_store_batch_half_delete (zr_store_t *self, const char *key);
+
+//  Reads one half entry: 0 with *value (caller frees with free()), 1
+//  when there is none, -1 on a read error.
+int
+    zr_store_half_get (zr_store_t *self, const char *key, void **value,
+                       size_t *size);
+
+//  Calls fn for each half entry in key order. key and value are valid
+//  only during the call. Returns the number visited, or -1 on a read
+//  error.
+typedef void (zr_store_half_fn) (const char *key, const void *value,
+                                 size_t size, void *arg);
+int
+    zr_store_half_foreach (zr_store_t *self, zr_store_half_fn *fn,
+                           void *arg);
+
 //  Calls fn for each log entry with sequence > after, in order, until
 //  max entries. The entry is msgpack [epoch, seq, [op...]] where op is
 //  ["A", topic, queue, first_offset, count] | ["O", group, topic, queue,
 //  offset] | ["T", topic, queues] | ["D", topic] | ["X", key] (timer put;
 //  key is bin, 16 bytes; the value is read from the timer column family,
 //  and a timer already gone there has its "x" in a later entry) |
-//  ["x", key] (timer delete) | ["M", name] (mark put). Returns the
+//  ["x", key] (timer delete) | ["M", name] (mark put) | ["H", key]
+//  (half entry put; the value is read from the half column family, and
+//  one already gone there has its "h" in a later entry) | ["h", key]
+//  (half entry delete) | ["R", topic, queue, from, to] (retention range
+//  delete) | ["P", topic, ms, bytes] (topic retention). Returns the
 //  number of entries visited, or -1.
 typedef void (zr_store_log_fn) (uint64_t seq, const void *entry,
                                 size_t size, void *arg);
@@ -219,11 +253,154 @@ int
     zr_store_log_read (zr_store_t *self, uint64_t after, int max,
                        zr_store_log_fn *fn, void *arg);
 
+//  Retention and lookup (broker/retention.c, docs/protocol.md section 15)
+
+//  Longest key of the index column family.
+#define ZR_STORE_INDEX_KEY_MAX 2048
+
+//  Records a topic's retention (ms, bytes; -1: the broker's default) in
+//  meta key "r/<topic>". Topics without one (made before retention
+//  existed) use the defaults. Logged as ["P", topic, ms, bytes].
+void
+    zr_store_batch_topic_retention (zr_store_t *self, const char *topic,
+                                    int64_t ms, int64_t bytes);
+
+//  Reads a topic's retention: 0 with *ms and *bytes set, 1 when none
+//  is stored (both -1), -1 on a read error.
+int
+    zr_store_topic_retention (zr_store_t *self, const char *topic,
+                              int64_t *ms, int64_t *bytes);
+
+//  Deletes the messages [from, to) of a queue with one range delete.
+//  Logged as ["R", topic, queue, from, to].
+void
+    zr_store_batch_delete_range (zr_store_t *self, const char *topic,
+                                 int queue, int64_t from, int64_t to);
+
+//  Puts a key (1 to ZR_STORE_INDEX_KEY_MAX bytes, empty value) in the
+//  index column family; keys that start with the message key's topic
+//  prefix (length byte, name) go with zr_store_batch_topic_delete. Not
+//  logged: a replica rebuilds its index from the records it applies.
+void
+    zr_store_batch_index_put (zr_store_t *self, const void *key,
+                              size_t size);
+
+//  Calls fn for each index key that starts with prefix, in key order,
+//  until max keys or fn returns non-zero. Returns the number visited or
+//  -1 on a read error.
+typedef int (zr_store_index_fn) (const void *key, size_t size, void *arg);
+int
+    zr_store_index_scan (zr_store_t *self, const void *prefix,
+                         size_t size, int max, zr_store_index_fn *fn,
+                         void *arg);
+
+//  Approximate bytes of a topic's messages in flushed files (the
+//  memtable is not counted), or -1.
+int64_t
+    zr_store_topic_disk (zr_store_t *self, const char *topic);
+
 //  Disk
 
 //  Free bytes on the file system of the data directory, or -1.
 int64_t zr_store_disk_free (zr_store_t *self);
 //  Approximate bytes the store uses on disk (SST files + WAL), or -1.
 int64_t zr_store_disk_used (zr_store_t *self);
+
+//  Replication (broker/repl.c, docs/protocol.md section 16)
+//
+//  Every commit also records, in the "repl" column family under its
+//  sequence (8 bytes BE), msgpack [epoch, seq, hash, payload]: payload
+//  is the commit's RocksDB WriteBatch as it was before the store added
+//  its own sequence, hash and repl keys (so every column family travels
+//  without special cases), hash is h(seq) = SHA-1 (h(seq - 1) ||
+//  payload), 20 bytes, h(0) = 20 zero bytes. With zr_store_set_repl_log
+//  (self, false) payload is nil (the hash chain is still kept). Meta
+//  key "hash" holds h(last seq), "role" the persisted role.
+//
+//  Functions marked "any thread" only read RocksDB through the open
+//  handle and may run in another thread (the repl actor) while the
+//  owning thread writes; the store must outlive that thread.
+
+#define ZR_STORE_HASH_LEN 20
+
+//  Called after each successful zr_store_commit with the batch's epoch,
+//  sequence, hash and payload (valid only during the call).
+typedef void (zr_store_commit_fn) (uint64_t epoch, uint64_t seq,
+                                   const unsigned char *hash,
+                                   const void *payload, size_t size,
+                                   void *arg);
+void
+    zr_store_set_commit_fn (zr_store_t *self, zr_store_commit_fn *fn,
+                            void *arg);
+
+//  Keeps (true, the default) or drops commit payloads in the repl
+//  column family.
+void
+    zr_store_set_repl_log (zr_store_t *self, bool keep);
+
+//  Hash of the last committed batch (ZR_STORE_HASH_LEN bytes, borrowed).
+const unsigned char *
+    zr_store_hash (zr_store_t *self);
+
+//  Persisted role ("master", "slave"), or NULL when never set.
+const char *
+    zr_store_role (zr_store_t *self);
+
+//  Persists epoch and role (fsync'd). Returns 0 or -1 with *err.
+int
+    zr_store_set_role (zr_store_t *self, uint64_t epoch, const char *role,
+                       char **err);
+
+//  Applies a batch replicated from the master: checks seq == last + 1
+//  and hash == SHA-1 (last hash || payload), then writes payload, the
+//  meta keys and the repl entry in one atomic write (fsync'd when sync).
+//  The open batch must be empty. Returns 0, 1 for a duplicate (seq <=
+//  last, nothing done), or -1 with *err (gap, hash mismatch, bad
+//  payload, write error; nothing stored).
+int
+    zr_store_apply (zr_store_t *self, uint64_t epoch, uint64_t seq,
+                    const unsigned char *hash, const void *payload,
+                    size_t size, bool sync, char **err);
+
+//  Any thread. Calls fn for each repl entry with seq > after, in order,
+//  until max_count entries or max_bytes of payload (at least one).
+//  payload is NULL when not kept. Returns the number visited, -1 on a
+//  read error.
+typedef void (zr_store_repl_fn) (uint64_t epoch, uint64_t seq,
+                                 const unsigned char *hash,
+                                 const void *payload, size_t size,
+                                 void *arg);
+int
+    zr_store_repl_read (zr_store_t *self, uint64_t after, int max_count,
+                        size_t max_bytes, zr_store_repl_fn *fn, void *arg);
+
+//  Any thread. Reads h(seq) into hash: 0, 1 when that entry is not
+//  retained, -1 on a read error.
+int
+    zr_store_repl_hash (zr_store_t *self, uint64_t seq,
+                        unsigned char *hash);
+
+//  Any thread. First retained repl sequence (0: none).
+uint64_t
+    zr_store_repl_first (zr_store_t *self);
+
+//  Any thread. Last retained repl sequence (0: none).
+uint64_t
+    zr_store_repl_last (zr_store_t *self);
+
+//  Any thread. Deletes repl entries with seq < keep_from. Returns 0/-1.
+int
+    zr_store_repl_trim (zr_store_t *self, uint64_t keep_from);
+
+//  Any thread. Column families as "name=id,..." in id order (caller
+//  frees): master and slave must agree for payloads to apply.
+char *
+    zr_store_cf_map (zr_store_t *self);
+
+//  Any thread. Makes a RocksDB checkpoint (a consistent copy, hard links
+//  where possible) in dir, which must not exist. Returns 0 or -1 with
+//  *err.
+int
+    zr_store_checkpoint (zr_store_t *self, const char *dir, char **err);
 
 #endif

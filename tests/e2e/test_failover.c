@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include "testutil.h"
 #include "transport/codec.h"
+#include "broker/failover.h"
 
 #define RECV_TIMEOUT 5000
 #define LEASE 200
@@ -304,6 +305,48 @@ test_lease_vote_fence (void **state)
     zstr_free (&path);
 }
 
+//  The broker's side: the failover actor earns leases from a live
+//  nameserver (once it is past its quiet time) and loses them within
+//  3x lease_ms once the nameserver is gone.
+static void
+test_broker_leases (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    char *err = NULL;
+    char reason [256];
+    zr_failover_t *fo = zr_failover_new ("tcp://127.0.0.1:1,,", "C", "g1",
+                                         0, STEP, &err);
+    zr_failover_destroy (&fo);
+    zstr_free (&err);
+    fo = zr_failover_new (f->endpoint, "DefaultCluster", "g1", 0, STEP,
+                          &err);
+    if (!fo)
+        fail_msg ("failover: %s", err ? err : "?");
+    assert_false (zr_failover_may_ack (fo, reason, sizeof reason));
+    assert_non_null (strstr (reason, "leases"));
+    zr_failover_state (fo, true, 1, 0, "1");
+    int64_t start = zclock_mono ();
+    while (!zr_failover_may_ack (fo, reason, sizeof reason)) {
+        if (zclock_mono () - start > 3 * DEAD)
+            fail_msg ("no lease within %d ms: %s", 3 * DEAD, reason);
+        s_pause (10);
+    }
+    //  The nameserver goes away: the lease runs out, nothing renews it.
+    s_stop (f);
+    int64_t gone = zclock_mono ();
+    while (zr_failover_may_ack (fo, reason, sizeof reason)) {
+        if (zclock_mono () - gone > 3 * LEASE)
+            fail_msg ("lease still held %d ms after the nameserver left",
+                      3 * LEASE);
+        s_pause (10);
+    }
+    assert_true (zclock_mono () - gone <= LEASE + STEP);
+    assert_int_equal (zr_failover_fenced (fo), 0);
+    zr_failover_destroy (&fo);
+    assert_null (fo);
+    s_start (f);
+}
+
 int
 main (void)
 {
@@ -311,6 +354,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_start_refusals, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_lease_vote_fence, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_broker_leases, s_setup,
                                          s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -1,0 +1,1291 @@
+/*  broker/repl.c - master/slave replication (docs/protocol.md section 16).
+
+    Pipe messages, broker thread -> master actor:
+        BATCH epoch seq hash payload    a commit to publish (dropped when
+                                        the pipe is full: slaves repair)
+    master actor -> broker thread:
+        OK ha-endpoint pub-endpoint | ERROR reason  (once, at start)
+        HWM hwm insync                  high-water mark or set changed
+        INFO map                        stats (msgpack), every 200 ms
+    broker thread -> slave actor:
+        APPLIED seq | FAILED seq        after applying (seq: last applied)
+    slave actor -> broker thread:
+        OK | ERROR reason               (once, at start)
+        APPLY epoch seq hash payload    next batch, in order
+        MASTER endpoint                 the master's client endpoint
+        INFO map
+
+    Numbers in binary frames are 8 bytes big-endian. The wire (DEALER to
+    ROUTER, and PUB) is in protocol.md section 16.
+*/
+#include <zrocket.h>
+#include "broker/repl.h"
+#include "transport/transport.h"
+
+#define RING_SIZE (1 << 16)         //  recent commits (seq, time, size)
+#define HEARTBEAT_MS 100
+#define INFO_MS 200
+#define HELLO_MS 1000
+#define FETCH_TIMEOUT_MS 3000
+#define FETCH_COUNT 1000
+#define FETCH_BYTES (4 * 1024 * 1024)
+#define FETCH_COUNT_MAX 10000
+#define FETCH_BYTES_MAX (64 * 1024 * 1024)
+#define SLAVE_FORGET_MS 60000
+
+//  --------------------------------------------------------------------
+//  Frames
+
+static void
+s_put_u64 (unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p [i] = (unsigned char) (v & 0xff);
+        v >>= 8;
+    }
+}
+
+static int
+s_frame_u64 (zframe_t *frame, uint64_t *v)
+{
+    if (!frame || zframe_size (frame) != 8)
+        return -1;
+    const unsigned char *p = zframe_data (frame);
+    uint64_t n = 0;
+    for (int i = 0; i < 8; i++)
+        n = (n << 8) | p [i];
+    *v = n;
+    return 0;
+}
+
+static void
+s_add_u64 (zmsg_t *msg, uint64_t v)
+{
+    unsigned char buf [8];
+    s_put_u64 (buf, v);
+    zmsg_addmem (msg, buf, 8);
+}
+
+//  Pops epoch, seq, hash, payload. Returns 0 or -1 (malformed).
+static int
+s_pop_batch (zmsg_t *msg, uint64_t *epoch, uint64_t *seq,
+             zframe_t **hash, zframe_t **payload)
+{
+    zframe_t *e = zmsg_pop (msg);
+    zframe_t *s = zmsg_pop (msg);
+    *hash = zmsg_pop (msg);
+    *payload = zmsg_pop (msg);
+    int rc = s_frame_u64 (e, epoch) || s_frame_u64 (s, seq) || !*hash
+          || zframe_size (*hash) != ZR_STORE_HASH_LEN || !*payload ? -1 : 0;
+    zframe_destroy (&e);
+    zframe_destroy (&s);
+    if (rc) {
+        zframe_destroy (hash);
+        zframe_destroy (payload);
+    }
+    return rc;
+}
+
+//  Sends msg without blocking; returns 0 or -1 (dropped).
+static int
+s_send_nowait (zmsg_t **msg_p, void *handle)
+{
+    zmsg_t *msg = *msg_p;
+    size_t left = zmsg_size (msg);
+    zframe_t *frame = zmsg_first (msg);
+    int rc = 0;
+    bool first = true;
+    while (frame) {
+        left--;
+        if (zmq_send (handle, zframe_data (frame), zframe_size (frame),
+                      (left ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) == -1) {
+            rc = -1;
+            if (first)
+                break;      //  nothing sent: the whole message is dropped
+        }
+        first = false;
+        frame = zmsg_next (msg);
+    }
+    zmsg_destroy (msg_p);
+    return rc;
+}
+
+static void
+s_hex (const unsigned char *data, size_t size, char *out)
+{
+    static const char hex [] = "0123456789abcdef";
+    for (size_t i = 0; i < size; i++) {
+        out [i * 2] = hex [data [i] >> 4];
+        out [i * 2 + 1] = hex [data [i] & 15];
+    }
+    out [size * 2] = 0;
+}
+
+//  --------------------------------------------------------------------
+//  Master actor
+
+typedef struct {
+    char key [512];             //  routing id, hex
+    zframe_t *identity;
+    uint64_t acked;
+    int64_t heard;              //  last message, zclock_mono
+    int64_t acked_at;
+    bool in_sync;
+    bool welcomed;
+} slave_t;
+
+typedef struct {
+    uint64_t seq;
+    int64_t time;
+    size_t size;
+} ring_t;
+
+typedef struct {
+    zr_store_t *store;          //  read-only use ("any thread" calls)
+    zr_repl_opts_t opts;
+    char *ha_bind;
+    char *client_ep;
+    char *cf_map;
+    uint64_t seq;
+} master_args_t;
+
+typedef struct {
+    zsock_t *pipe;
+    zsock_t *pub;
+    zsock_t *router;
+    zr_store_t *store;
+    zr_repl_opts_t opts;
+    char *ha_ep;
+    char *pub_ep;
+    char *client_ep;
+    char *cf_map;
+    uint64_t epoch;
+    uint64_t seq;
+    uint64_t hwm;
+    int insync;
+    ring_t *ring;
+    zhashx_t *slaves;
+    int64_t published_at;
+    int64_t info_at;
+    int64_t trim_at;
+    uint64_t published;
+    uint64_t fetches;
+    uint64_t fetched;
+    uint64_t trimmed_replies;
+    uint64_t refused;
+} master_t;
+
+static void
+s_slave_free (void **item)
+{
+    slave_t *slave = (slave_t *) *item;
+    if (slave) {
+        zframe_destroy (&slave->identity);
+        free (slave);
+        *item = NULL;
+    }
+}
+
+//  Time batch seq was committed, or -1 when no longer known.
+static int64_t
+s_ring_time (master_t *self, uint64_t seq)
+{
+    ring_t *r = &self->ring [seq & (RING_SIZE - 1)];
+    return r->seq == seq ? r->time : -1;
+}
+
+static void
+s_slave_lag (master_t *self, slave_t *slave, int64_t now, uint64_t *seqs,
+             uint64_t *bytes, int64_t *ms)
+{
+    *seqs = slave->acked >= self->seq ? 0 : self->seq - slave->acked;
+    *bytes = 0;
+    *ms = 0;
+    if (*seqs == 0)
+        return;
+    int64_t t = s_ring_time (self, slave->acked + 1);
+    *ms = t < 0 ? INT64_MAX / 2 : now - t;
+    uint64_t n = *seqs < RING_SIZE ? *seqs : RING_SIZE;
+    for (uint64_t s = self->seq - n + 1; s <= self->seq; s++) {
+        ring_t *r = &self->ring [s & (RING_SIZE - 1)];
+        if (r->seq == s)
+            *bytes += r->size;
+    }
+}
+
+//  Recomputes the in-sync set and the high-water mark; tells the broker
+//  when either moved.
+static void
+s_isr_update (master_t *self)
+{
+    int64_t now = zclock_mono ();
+    uint64_t hwm = self->seq;
+    int insync = 1;
+    slave_t *slave = (slave_t *) zhashx_first (self->slaves);
+    while (slave) {
+        int64_t lag_ms = 0;
+        if (slave->acked < self->seq) {
+            int64_t t = s_ring_time (self, slave->acked + 1);
+            lag_ms = t < 0 ? INT64_MAX / 2 : now - t;
+        }
+        bool dead = now - slave->heard > self->opts.isr_max_lag_ms;
+        if (slave->in_sync && (dead || lag_ms > self->opts.isr_max_lag_ms)) {
+            slave->in_sync = false;
+            zsys_info ("repl: slave %.16s left the in-sync set (acked %"
+                       PRIu64 " of %" PRIu64 ")", slave->key, slave->acked,
+                       self->seq);
+        }
+        else
+        if (!slave->in_sync && !dead && slave->acked >= self->seq) {
+            slave->in_sync = true;
+            zsys_info ("repl: slave %.16s joined the in-sync set at %"
+                       PRIu64, slave->key, slave->acked);
+        }
+        if (slave->in_sync) {
+            insync++;
+            if (slave->acked < hwm)
+                hwm = slave->acked;
+        }
+        slave = (slave_t *) zhashx_next (self->slaves);
+    }
+    if (hwm != self->hwm || insync != self->insync) {
+        self->hwm = hwm;
+        self->insync = insync;
+        zmsg_t *msg = zmsg_new ();
+        zmsg_addstr (msg, "HWM");
+        s_add_u64 (msg, hwm);
+        zmsg_addstrf (msg, "%d", insync);
+        zmsg_send (&msg, self->pipe);
+    }
+}
+
+static void
+s_master_info (master_t *self)
+{
+    int64_t now = zclock_mono ();
+    zr_enc_t *e = zr_enc_new ();
+    zr_enc_map (e, 10);
+    zr_enc_kstr (e, "pub_endpoint", self->pub_ep);
+    zr_enc_kint (e, "hwm", (int64_t) self->hwm);
+    zr_enc_kint (e, "insync", self->insync);
+    zr_enc_kint (e, "min_insync", self->opts.min_insync);
+    zr_enc_kint (e, "log_first",
+                 (int64_t) zr_store_repl_first (self->store));
+    zr_enc_kint (e, "published", (int64_t) self->published);
+    zr_enc_kint (e, "fetches", (int64_t) self->fetches);
+    zr_enc_kint (e, "fetched", (int64_t) self->fetched);
+    zr_enc_kint (e, "trimmed_replies", (int64_t) self->trimmed_replies);
+    zr_enc_str (e, "slaves");
+    zr_enc_array (e, zhashx_size (self->slaves));
+    slave_t *slave = (slave_t *) zhashx_first (self->slaves);
+    while (slave) {
+        uint64_t seqs, bytes;
+        int64_t ms;
+        s_slave_lag (self, slave, now, &seqs, &bytes, &ms);
+        zr_enc_map (e, 7);
+        zr_enc_kstr (e, "id", slave->key);
+        zr_enc_kint (e, "acked", (int64_t) slave->acked);
+        zr_enc_kint (e, "lag_seq", (int64_t) seqs);
+        zr_enc_kint (e, "lag_bytes", (int64_t) bytes);
+        zr_enc_kint (e, "lag_ms", ms);
+        zr_enc_kbool (e, "in_sync", slave->in_sync);
+        zr_enc_kint (e, "heard_ms_ago", now - slave->heard);
+        slave = (slave_t *) zhashx_next (self->slaves);
+    }
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "INFO");
+    zmsg_addmem (msg, zr_enc_data (e), zr_enc_size (e));
+    s_send_nowait (&msg, zsock_resolve (self->pipe));
+    zr_enc_destroy (&e);
+}
+
+static void
+s_master_batch (master_t *self, zmsg_t *msg)
+{
+    uint64_t epoch, seq;
+    zframe_t *hash, *payload;
+    if (s_pop_batch (msg, &epoch, &seq, &hash, &payload))
+        return;
+    self->epoch = epoch;
+    if (seq > self->seq)
+        self->seq = seq;
+    ring_t *r = &self->ring [seq & (RING_SIZE - 1)];
+    r->seq = seq;
+    r->time = zclock_mono ();
+    r->size = zframe_size (payload);
+    zmsg_t *out = zmsg_new ();
+    zmsg_addstr (out, "B");
+    s_add_u64 (out, epoch);
+    s_add_u64 (out, seq);
+    zmsg_append (out, &hash);
+    zmsg_append (out, &payload);
+    //  PUB never blocks: over the HWM it drops, and slaves refetch.
+    zmsg_send (&out, self->pub);
+    self->published++;
+    self->published_at = r->time;
+    s_isr_update (self);
+}
+
+typedef struct {
+    master_t *self;
+    zframe_t *identity;
+    uint64_t last;
+    bool stopped;
+} fetch_t;
+
+static void
+s_fetch_one (uint64_t epoch, uint64_t seq, const unsigned char *hash,
+             const void *payload, size_t size, void *arg)
+{
+    fetch_t *f = (fetch_t *) arg;
+    if (f->stopped || !payload)
+        return;
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, &(zframe_t *) { zframe_dup (f->identity) });
+    zmsg_addstr (msg, "BATCH");
+    s_add_u64 (msg, epoch);
+    s_add_u64 (msg, seq);
+    zmsg_addmem (msg, hash, ZR_STORE_HASH_LEN);
+    zmsg_addmem (msg, payload, size);
+    if (s_send_nowait (&msg, zsock_resolve (f->self->router)))
+        f->stopped = true;
+    else {
+        f->last = seq;
+        f->self->fetched++;
+    }
+}
+
+static slave_t *
+s_slave_get (master_t *self, zframe_t *identity)
+{
+    char key [512];
+    size_t n = zframe_size (identity);
+    if (n == 0 || n > 255)
+        return NULL;
+    s_hex (zframe_data (identity), n, key);
+    slave_t *slave = (slave_t *) zhashx_lookup (self->slaves, key);
+    if (!slave) {
+        slave = (slave_t *) zmalloc (sizeof (slave_t));
+        strcpy (slave->key, key);
+        slave->identity = zframe_dup (identity);
+        zhashx_insert (self->slaves, key, slave);
+    }
+    slave->heard = zclock_mono ();
+    return slave;
+}
+
+static void
+s_master_router (master_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->router);
+    if (!msg)
+        return;
+    zframe_t *identity = zmsg_pop (msg);
+    char *cmd = zmsg_popstr (msg);
+    slave_t *slave = identity ? s_slave_get (self, identity) : NULL;
+    if (!slave || !cmd)
+        ;
+    else
+    if (streq (cmd, "HELLO")) {
+        char *map = zmsg_popstr (msg);
+        zmsg_t *reply = zmsg_new ();
+        zmsg_append (reply, &(zframe_t *) { zframe_dup (identity) });
+        if (!map || strneq (map, self->cf_map)) {
+            self->refused++;
+            zmsg_addstr (reply, "REFUSED");
+            zmsg_addstrf (reply, "column families differ: master has %s, "
+                          "slave has %s", self->cf_map, map ? map : "?");
+        }
+        else {
+            slave->welcomed = true;
+            zmsg_addstr (reply, "WELCOME");
+            zmsg_addstr (reply, self->pub_ep);
+            zmsg_addstr (reply, self->client_ep);
+            s_add_u64 (reply, self->epoch);
+            s_add_u64 (reply, self->seq);
+        }
+        s_send_nowait (&reply, zsock_resolve (self->router));
+        zstr_free (&map);
+    }
+    else
+    if (streq (cmd, "FETCH")) {
+        uint64_t after, count, bytes;
+        zframe_t *a = zmsg_pop (msg), *c = zmsg_pop (msg),
+                 *b = zmsg_pop (msg);
+        if (!s_frame_u64 (a, &after) && !s_frame_u64 (c, &count)
+        &&  !s_frame_u64 (b, &bytes)) {
+            self->fetches++;
+            if (count > FETCH_COUNT_MAX)
+                count = FETCH_COUNT_MAX;
+            if (bytes > FETCH_BYTES_MAX)
+                bytes = FETCH_BYTES_MAX;
+            uint64_t seq = zr_store_repl_last (self->store);
+            if (seq > self->seq)
+                self->seq = seq;
+            uint64_t first = zr_store_repl_first (self->store);
+            zmsg_t *reply = zmsg_new ();
+            zmsg_append (reply, &(zframe_t *) { zframe_dup (identity) });
+            if (after < self->seq && (first == 0 || first > after + 1)) {
+                self->trimmed_replies++;
+                zmsg_addstr (reply, "TRIMMED");
+                s_add_u64 (reply, first);
+            }
+            else {
+                fetch_t f = { self, identity, after, false };
+                zr_store_repl_read (self->store, after, (int) count,
+                                    (size_t) bytes, s_fetch_one, &f);
+                zmsg_addstr (reply, "FETCHED");
+                s_add_u64 (reply, f.last);
+                s_add_u64 (reply, self->seq > f.last ? self->seq : f.last);
+            }
+            s_send_nowait (&reply, zsock_resolve (self->router));
+        }
+        zframe_destroy (&a);
+        zframe_destroy (&c);
+        zframe_destroy (&b);
+    }
+    else
+    if (streq (cmd, "ACK")) {
+        uint64_t seq;
+        zframe_t *s = zmsg_pop (msg);
+        if (!s_frame_u64 (s, &seq) && seq >= slave->acked
+        &&  seq <= self->seq + 1000000) {
+            slave->acked = seq;
+            slave->acked_at = zclock_mono ();
+            if (seq > self->seq)
+                self->seq = seq;        //  we missed BATCH messages
+            s_isr_update (self);
+        }
+        zframe_destroy (&s);
+    }
+    zstr_free (&cmd);
+    zframe_destroy (&identity);
+    zmsg_destroy (&msg);
+}
+
+static void
+s_master_tick (master_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (now - self->published_at >= HEARTBEAT_MS) {
+        zmsg_t *hb = zmsg_new ();
+        zmsg_addstr (hb, "H");
+        s_add_u64 (hb, self->epoch);
+        s_add_u64 (hb, self->seq);
+        zmsg_send (&hb, self->pub);
+        self->published_at = now;
+    }
+    //  Forget slaves long gone
+    slave_t *slave = (slave_t *) zhashx_first (self->slaves);
+    while (slave) {
+        if (now - slave->heard > SLAVE_FORGET_MS) {
+            zhashx_delete (self->slaves, slave->key);
+            slave = (slave_t *) zhashx_first (self->slaves);
+            continue;
+        }
+        slave = (slave_t *) zhashx_next (self->slaves);
+    }
+    s_isr_update (self);
+    if (now - self->trim_at >= 1000 || self->opts.log_keep < 1000) {
+        self->trim_at = now;
+        uint64_t first = zr_store_repl_first (self->store);
+        if (first && self->seq > (uint64_t) self->opts.log_keep
+        &&  first < self->seq - (uint64_t) self->opts.log_keep + 1)
+            zr_store_repl_trim (self->store,
+                                self->seq - (uint64_t) self->opts.log_keep
+                                + 1);
+    }
+    if (now - self->info_at >= INFO_MS) {
+        self->info_at = now;
+        s_master_info (self);
+    }
+}
+
+//  Binds sock to ep (or, when port is not 0, to host:port). Returns the
+//  advertised endpoint or NULL with *err set.
+static char *
+s_bind (zsock_t *sock, const char *ep, char **err)
+{
+    char *bound = zr_transport_bind (sock, ep, err);
+    if (!bound)
+        return NULL;
+    char *adv = zr_transport_advertise (bound);
+    zstr_free (&bound);
+    return adv;
+}
+
+//  The PUB endpoint: the ROUTER's port + 1, or another ephemeral port.
+static char *
+s_pub_bind_ep (const char *ha_bind, const char *ha_ep)
+{
+    const char *colon = strrchr (ha_bind, ':');
+    if (!colon || strncmp (ha_bind, "tcp://", 6))
+        return zsys_sprintf ("%s-stream", ha_bind);     //  ipc, inproc
+    if (streq (colon + 1, "*"))
+        return zsys_sprintf ("%.*s:*", (int) (colon - ha_bind), ha_bind);
+    const char *port = strrchr (ha_ep, ':');
+    return zsys_sprintf ("%.*s:%d", (int) (colon - ha_bind), ha_bind,
+                         port ? atoi (port + 1) + 1 : 0);
+}
+
+static void
+s_master_actor (zsock_t *pipe, void *args)
+{
+    master_args_t *a = (master_args_t *) args;
+    master_t *self = (master_t *) zmalloc (sizeof (master_t));
+    self->pipe = pipe;
+    self->store = a->store;
+    self->opts = a->opts;
+    self->client_ep = strdup (a->client_ep ? a->client_ep : "");
+    self->cf_map = strdup (a->cf_map);
+    self->epoch = zr_store_epoch (a->store);
+    self->seq = a->seq;
+    self->hwm = self->seq;
+    self->insync = 1;
+    self->ring = (ring_t *) zmalloc (sizeof (ring_t) * RING_SIZE);
+    self->slaves = zhashx_new ();
+    zhashx_set_destructor (self->slaves, s_slave_free);
+    self->pub = zsock_new (ZMQ_PUB);
+    zsock_set_sndhwm (self->pub, self->opts.sndhwm);
+    zsock_set_linger (self->pub, 0);
+    self->router = zsock_new (ZMQ_ROUTER);
+    zsock_set_sndhwm (self->router, 100000);
+    zsock_set_linger (self->router, 0);
+    char *ha_bind = strdup (a->ha_bind);
+    zsock_signal (pipe, 0);
+
+    char *err = NULL;
+    self->ha_ep = s_bind (self->router, ha_bind, &err);
+    if (self->ha_ep) {
+        char *pub_bind = s_pub_bind_ep (ha_bind, self->ha_ep);
+        self->pub_ep = s_bind (self->pub, pub_bind, &err);
+        zstr_free (&pub_bind);
+    }
+    zstr_free (&ha_bind);
+    bool ok = self->ha_ep && self->pub_ep;
+    if (ok)
+        zstr_sendx (pipe, "OK", self->ha_ep, self->pub_ep, NULL);
+    else
+        zstr_sendx (pipe, "ERROR", err ? err : "cannot bind", NULL);
+    zstr_free (&err);
+
+    zpoller_t *poller = zpoller_new (pipe, self->router, NULL);
+    while (ok) {
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, HEARTBEAT_MS);
+        if (zpoller_terminated (poller))
+            break;
+        if (which == pipe) {
+            zmsg_t *msg = zmsg_recv (pipe);
+            if (!msg)
+                break;
+            char *verb = zmsg_popstr (msg);
+            bool term = verb && streq (verb, "$TERM");
+            if (verb && streq (verb, "BATCH"))
+                s_master_batch (self, msg);
+            zstr_free (&verb);
+            zmsg_destroy (&msg);
+            if (term)
+                break;
+        }
+        else
+        if (which == self->router) {
+            for (int i = 0; i < 1000 && (zsock_events (self->router)
+                                         & ZMQ_POLLIN); i++)
+                s_master_router (self);
+        }
+        s_master_tick (self);
+    }
+    zpoller_destroy (&poller);
+    zsock_destroy (&self->pub);
+    zsock_destroy (&self->router);
+    zhashx_destroy (&self->slaves);
+    free (self->ring);
+    free (self->ha_ep);
+    free (self->pub_ep);
+    free (self->client_ep);
+    free (self->cf_map);
+    free (self);
+}
+
+//  --------------------------------------------------------------------
+//  Slave actor
+
+typedef struct {
+    zr_repl_opts_t opts;
+    char *master;
+    char *cf_map;
+    uint64_t seq;
+} slave_args_t;
+
+typedef struct {
+    zsock_t *pipe;
+    zsock_t *dealer;
+    zsock_t *sub;
+    zr_repl_opts_t opts;
+    char *master;
+    char *pub_ep;
+    char *cf_map;
+    bool welcomed;
+    bool trimmed;
+    char *refused;
+    uint64_t applied;           //  confirmed by the broker
+    uint64_t forwarded;         //  handed to the broker
+    uint64_t master_seq;
+    bool fetching;
+    int64_t fetch_at;
+    int64_t hello_at;
+    int64_t ack_at;
+    int64_t info_at;
+    int64_t heard_at;
+    uint64_t gaps;
+    uint64_t dups;
+    uint64_t streamed;
+    uint64_t fetched;
+    uint64_t fetches;
+    uint64_t apply_errors;
+} follower_t;
+
+static void
+s_fetch (follower_t *self)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "FETCH");
+    s_add_u64 (msg, self->forwarded);
+    s_add_u64 (msg, FETCH_COUNT);
+    s_add_u64 (msg, FETCH_BYTES);
+    if (s_send_nowait (&msg, zsock_resolve (self->dealer)) == 0) {
+        self->fetching = true;
+        self->fetch_at = zclock_mono ();
+        self->fetches++;
+    }
+}
+
+static void
+s_ack (follower_t *self)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "ACK");
+    s_add_u64 (msg, self->applied);
+    s_send_nowait (&msg, zsock_resolve (self->dealer));
+    self->ack_at = zclock_mono ();
+}
+
+//  A batch from the stream or a fetch: forwards it when it is the next.
+static void
+s_offer (follower_t *self, zmsg_t *msg, bool streamed)
+{
+    uint64_t epoch, seq;
+    zframe_t *hash, *payload;
+    if (s_pop_batch (msg, &epoch, &seq, &hash, &payload))
+        return;
+    if (seq > self->master_seq)
+        self->master_seq = seq;
+    if (seq <= self->forwarded)
+        self->dups++;
+    else
+    if (seq == self->forwarded + 1) {
+        zmsg_t *out = zmsg_new ();
+        zmsg_addstr (out, "APPLY");
+        s_add_u64 (out, epoch);
+        s_add_u64 (out, seq);
+        zmsg_append (out, &hash);
+        zmsg_append (out, &payload);
+        zmsg_send (&out, self->pipe);
+        self->forwarded = seq;
+        if (streamed)
+            self->streamed++;
+        else
+            self->fetched++;
+    }
+    else
+    if (streamed) {
+        self->gaps++;
+        if (!self->fetching && self->welcomed)
+            s_fetch (self);
+    }
+    zframe_destroy (&hash);
+    zframe_destroy (&payload);
+}
+
+static void
+s_follower_dealer (follower_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->dealer);
+    if (!msg)
+        return;
+    self->heard_at = zclock_mono ();
+    char *cmd = zmsg_popstr (msg);
+    if (!cmd)
+        ;
+    else
+    if (streq (cmd, "WELCOME")) {
+        char *pub = zmsg_popstr (msg);
+        char *client = zmsg_popstr (msg);
+        uint64_t epoch, seq;
+        zframe_t *e = zmsg_pop (msg), *s = zmsg_pop (msg);
+        if (pub && client && !s_frame_u64 (e, &epoch)
+        &&  !s_frame_u64 (s, &seq)) {
+            if (!self->pub_ep || strneq (self->pub_ep, pub)) {
+                if (self->pub_ep)
+                    zsock_disconnect (self->sub, "%s", self->pub_ep);
+                zstr_free (&self->pub_ep);
+                self->pub_ep = strdup (pub);
+                //  Subscribe first, then fetch (the Clone pattern)
+                if (zsock_connect (self->sub, "%s", pub))
+                    zsys_warning ("repl: cannot connect to stream %s",
+                                  pub);
+            }
+            self->welcomed = true;
+            zstr_free (&self->refused);
+            if (seq > self->master_seq)
+                self->master_seq = seq;
+            zstr_sendx (self->pipe, "MASTER", client, NULL);
+            s_fetch (self);
+        }
+        zframe_destroy (&e);
+        zframe_destroy (&s);
+        zstr_free (&pub);
+        zstr_free (&client);
+    }
+    else
+    if (streq (cmd, "REFUSED")) {
+        char *reason = zmsg_popstr (msg);
+        if (!self->refused)
+            zsys_error ("repl: master %s refused us: %s", self->master,
+                        reason ? reason : "?");
+        zstr_free (&self->refused);
+        self->refused = reason ? reason : strdup ("?");
+    }
+    else
+    if (streq (cmd, "BATCH"))
+        s_offer (self, msg, false);
+    else
+    if (streq (cmd, "FETCHED")) {
+        uint64_t last, mseq;
+        zframe_t *l = zmsg_pop (msg), *m = zmsg_pop (msg);
+        if (!s_frame_u64 (l, &last) && !s_frame_u64 (m, &mseq)) {
+            self->fetching = false;
+            if (mseq > self->master_seq)
+                self->master_seq = mseq;
+            if (self->master_seq > self->forwarded)
+                s_fetch (self);
+        }
+        zframe_destroy (&l);
+        zframe_destroy (&m);
+    }
+    else
+    if (streq (cmd, "TRIMMED")) {
+        self->fetching = false;
+        if (!self->trimmed)
+            zsys_error ("repl: the master's log no longer holds batch %"
+                        PRIu64 ": this slave needs a full copy, which is "
+                        "not built yet", self->forwarded + 1);
+        self->trimmed = true;
+    }
+    zstr_free (&cmd);
+    zmsg_destroy (&msg);
+}
+
+static void
+s_follower_sub (follower_t *self)
+{
+    zmsg_t *msg = zmsg_recv (self->sub);
+    if (!msg)
+        return;
+    self->heard_at = zclock_mono ();
+    char *kind = zmsg_popstr (msg);
+    if (kind && streq (kind, "B"))
+        s_offer (self, msg, true);
+    else
+    if (kind && streq (kind, "H")) {
+        uint64_t epoch, seq;
+        zframe_t *e = zmsg_pop (msg), *s = zmsg_pop (msg);
+        if (!s_frame_u64 (e, &epoch) && !s_frame_u64 (s, &seq)) {
+            if (seq > self->master_seq)
+                self->master_seq = seq;
+            if (seq > self->forwarded && !self->fetching && self->welcomed
+            &&  !self->trimmed)
+                s_fetch (self);
+        }
+        zframe_destroy (&e);
+        zframe_destroy (&s);
+    }
+    zstr_free (&kind);
+    zmsg_destroy (&msg);
+}
+
+static void
+s_follower_info (follower_t *self)
+{
+    zr_enc_t *e = zr_enc_new ();
+    zr_enc_map (e, 15);
+    zr_enc_kstr (e, "master", self->master);
+    zr_enc_kstr (e, "stream", self->pub_ep ? self->pub_ep : "");
+    zr_enc_kbool (e, "connected", self->welcomed);
+    zr_enc_kstr (e, "refused", self->refused ? self->refused : "");
+    zr_enc_kbool (e, "needs_full_copy", self->trimmed);
+    zr_enc_kint (e, "applied", (int64_t) self->applied);
+    zr_enc_kint (e, "master_seq", (int64_t) self->master_seq);
+    zr_enc_kint (e, "lag_seq", (int64_t) (self->master_seq > self->applied
+                 ? self->master_seq - self->applied : 0));
+    zr_enc_kint (e, "gaps", (int64_t) self->gaps);
+    zr_enc_kint (e, "duplicates", (int64_t) self->dups);
+    zr_enc_kint (e, "streamed", (int64_t) self->streamed);
+    zr_enc_kint (e, "fetched", (int64_t) self->fetched);
+    zr_enc_kint (e, "fetches", (int64_t) self->fetches);
+    zr_enc_kint (e, "apply_errors", (int64_t) self->apply_errors);
+    zr_enc_kint (e, "heard_ms_ago", self->heard_at
+                 ? zclock_mono () - self->heard_at : -1);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "INFO");
+    zmsg_addmem (msg, zr_enc_data (e), zr_enc_size (e));
+    s_send_nowait (&msg, zsock_resolve (self->pipe));
+    zr_enc_destroy (&e);
+}
+
+static void
+s_follower_tick (follower_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (!self->welcomed || self->trimmed || self->refused) {
+        int64_t every = self->refused || self->trimmed ? 5 * HELLO_MS
+                                                       : HELLO_MS;
+        if (now - self->hello_at >= every) {
+            self->trimmed = false;
+            self->welcomed = false;
+            zmsg_t *msg = zmsg_new ();
+            zmsg_addstr (msg, "HELLO");
+            zmsg_addstr (msg, self->cf_map);
+            s_add_u64 (msg, self->applied);
+            s_send_nowait (&msg, zsock_resolve (self->dealer));
+            self->hello_at = now;
+        }
+    }
+    else {
+        if (self->fetching && now - self->fetch_at > FETCH_TIMEOUT_MS)
+            self->fetching = false;
+        if (!self->fetching && self->master_seq > self->forwarded)
+            s_fetch (self);
+        if (now - self->ack_at >= HEARTBEAT_MS)
+            s_ack (self);
+        //  A master silent for long: say hello again (it may be back
+        //  with a new stream endpoint).
+        if (now - self->heard_at > FETCH_TIMEOUT_MS) {
+            self->welcomed = false;
+            self->hello_at = 0;
+        }
+    }
+    if (now - self->info_at >= INFO_MS) {
+        self->info_at = now;
+        s_follower_info (self);
+    }
+}
+
+static void
+s_slave_actor (zsock_t *pipe, void *args)
+{
+    slave_args_t *a = (slave_args_t *) args;
+    follower_t *self = (follower_t *) zmalloc (sizeof (follower_t));
+    self->pipe = pipe;
+    self->opts = a->opts;
+    self->master = strdup (a->master);
+    self->cf_map = strdup (a->cf_map);
+    self->applied = self->forwarded = self->master_seq = a->seq;
+    self->dealer = zsock_new (ZMQ_DEALER);
+    zsock_set_linger (self->dealer, 0);
+    zsock_set_sndhwm (self->dealer, 10000);
+    zsock_set_rcvhwm (self->dealer, 100000);
+    self->sub = zsock_new (ZMQ_SUB);
+    zsock_set_linger (self->sub, 0);
+    zsock_set_rcvhwm (self->sub, self->opts.rcvhwm);
+    zsock_set_subscribe (self->sub, "");
+    zsock_signal (pipe, 0);
+    char *err = NULL;
+    bool ok = zr_transport_connect (self->dealer, self->master, &err) == 0;
+    if (ok)
+        zstr_send (pipe, "OK");
+    else
+        zstr_sendx (pipe, "ERROR", err ? err : "cannot connect", NULL);
+    zstr_free (&err);
+
+    zpoller_t *poller = zpoller_new (pipe, self->dealer, self->sub, NULL);
+    while (ok) {
+        zsock_t *which = (zsock_t *) zpoller_wait (poller, HEARTBEAT_MS);
+        if (zpoller_terminated (poller))
+            break;
+        if (which == pipe) {
+            zmsg_t *msg = zmsg_recv (pipe);
+            if (!msg)
+                break;
+            char *verb = zmsg_popstr (msg);
+            bool term = verb && streq (verb, "$TERM");
+            uint64_t seq = 0;
+            zframe_t *s = zmsg_pop (msg);
+            if (verb && !s_frame_u64 (s, &seq)) {
+                if (streq (verb, "APPLIED")) {
+                    self->applied = seq;
+                    s_ack (self);
+                }
+                else
+                if (streq (verb, "FAILED")) {
+                    //  Start again after what the store has.
+                    self->apply_errors++;
+                    self->applied = seq;
+                    self->forwarded = seq;
+                    self->fetching = false;
+                }
+            }
+            zframe_destroy (&s);
+            zstr_free (&verb);
+            zmsg_destroy (&msg);
+            if (term)
+                break;
+        }
+        else
+        if (which == self->dealer) {
+            for (int i = 0; i < 2000 && (zsock_events (self->dealer)
+                                         & ZMQ_POLLIN); i++)
+                s_follower_dealer (self);
+        }
+        else
+        if (which == self->sub) {
+            for (int i = 0; i < 2000 && (zsock_events (self->sub)
+                                         & ZMQ_POLLIN); i++)
+                s_follower_sub (self);
+        }
+        s_follower_tick (self);
+    }
+    zpoller_destroy (&poller);
+    zsock_destroy (&self->dealer);
+    zsock_destroy (&self->sub);
+    free (self->master);
+    free (self->pub_ep);
+    free (self->cf_map);
+    free (self->refused);
+    free (self);
+}
+
+//  --------------------------------------------------------------------
+//  The broker's side
+
+struct _zr_repl_t {
+    zr_store_t *store;
+    zactor_t *actor;
+    zr_repl_mode_t mode;
+    bool slave;
+    bool flush_sync;
+    uint64_t hwm;
+    int insync;
+    int min_insync;
+    int ack_timeout;
+    char *endpoint;
+    char *pub_endpoint;
+    char *master_client;
+    zchunk_t *info;
+    uint64_t dropped;           //  batches the pipe did not take
+    uint64_t applied;
+    uint64_t apply_errors;
+    char *apply_error;
+};
+
+static void
+s_on_commit (uint64_t epoch, uint64_t seq, const unsigned char *hash,
+             const void *payload, size_t size, void *arg)
+{
+    zr_repl_t *self = (zr_repl_t *) arg;
+    if (!payload)
+        return;
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "BATCH");
+    s_add_u64 (msg, epoch);
+    s_add_u64 (msg, seq);
+    zmsg_addmem (msg, hash, ZR_STORE_HASH_LEN);
+    zmsg_addmem (msg, payload, size);
+    if (s_send_nowait (&msg, zsock_resolve (zactor_sock (self->actor))))
+        self->dropped++;
+}
+
+zr_repl_t *
+zr_repl_new (zr_store_t *store, const zr_repl_opts_t *opts, char **err)
+{
+    assert (store && opts && err);
+    *err = NULL;
+    const char *role = zr_store_role (store);
+    if (!role)
+        role = opts->role ? opts->role : "master";
+    if (strneq (role, "master") && strneq (role, "slave")) {
+        *err = zsys_sprintf ("setting role: '%s' must be master or slave",
+                             role);
+        return NULL;
+    }
+    const char *mode = opts->mode ? opts->mode : "async";
+    zr_repl_mode_t m = streq (mode, "sync") ? ZR_REPL_SYNC
+                     : streq (mode, "async") ? ZR_REPL_ASYNC
+                     : streq (mode, "none") ? ZR_REPL_NONE : -1;
+    if ((int) m == -1) {
+        *err = zsys_sprintf ("setting replication: '%s' must be sync, async "
+                             "or none", mode);
+        return NULL;
+    }
+    bool slave = streq (role, "slave");
+    if (slave && (!opts->master || !*opts->master)) {
+        *err = zsys_sprintf ("setting master: a slave needs --master (the "
+                             "master's HA endpoint)");
+        return NULL;
+    }
+    zr_repl_t *self = (zr_repl_t *) zmalloc (sizeof (zr_repl_t));
+    self->store = store;
+    self->mode = m;
+    self->slave = slave;
+    self->flush_sync = opts->flush_sync;
+    self->min_insync = opts->min_insync;
+    self->ack_timeout = opts->slave_ack_timeout_ms;
+    self->hwm = zr_store_seq (store);
+    self->insync = 1;
+    self->endpoint = strdup ("");
+    self->pub_endpoint = strdup ("");
+    self->master_client = strdup ("");
+    self->info = zchunk_new (NULL, 0);
+    char *cf_map = zr_store_cf_map (store);
+    if (slave) {
+        zr_store_set_repl_log (store, true);
+        slave_args_t a = { *opts, (char *) opts->master, cf_map,
+                           zr_store_seq (store) };
+        self->actor = zactor_new (s_slave_actor, &a);
+        char *status = NULL, *reason = NULL;
+        zstr_recvx (self->actor, &status, &reason, NULL);
+        if (!status || strneq (status, "OK"))
+            *err = zsys_sprintf ("setting master: %s",
+                                 reason ? reason : "?");
+        zstr_free (&status);
+        zstr_free (&reason);
+    }
+    else
+    if (m == ZR_REPL_NONE)
+        zr_store_set_repl_log (store, false);
+    else {
+        zr_store_set_repl_log (store, true);
+        master_args_t a = { store, *opts, (char *) opts->ha_bind,
+                            (char *) opts->client_endpoint, cf_map,
+                            zr_store_seq (store) };
+        self->actor = zactor_new (s_master_actor, &a);
+        char *status = NULL, *ep = NULL, *pub = NULL;
+        zstr_recvx (self->actor, &status, &ep, &pub, NULL);
+        if (status && streq (status, "OK") && ep && pub) {
+            free (self->endpoint);
+            free (self->pub_endpoint);
+            self->endpoint = ep;
+            self->pub_endpoint = pub;
+            ep = pub = NULL;
+            zr_store_set_commit_fn (store, s_on_commit, self);
+        }
+        else
+            *err = zsys_sprintf ("setting ha-port: %s", ep ? ep : "?");
+        zstr_free (&status);
+        zstr_free (&ep);
+        zstr_free (&pub);
+    }
+    free (cf_map);
+    if (*err) {
+        zr_repl_destroy (&self);
+        return NULL;
+    }
+    zsys_info ("repl: %s, replication %s%s%s", slave ? "slave" : "master",
+               mode, slave ? ", following " : "",
+               slave ? opts->master : "");
+    return self;
+}
+
+void
+zr_repl_destroy (zr_repl_t **self_p)
+{
+    assert (self_p);
+    zr_repl_t *self = *self_p;
+    if (!self)
+        return;
+    if (!self->slave)
+        zr_store_set_commit_fn (self->store, NULL, NULL);
+    zactor_destroy (&self->actor);
+    zchunk_destroy (&self->info);
+    free (self->endpoint);
+    free (self->pub_endpoint);
+    free (self->master_client);
+    free (self->apply_error);
+    free (self);
+    *self_p = NULL;
+}
+
+zsock_t *
+zr_repl_sock (zr_repl_t *self)
+{
+    return self && self->actor ? zactor_sock (self->actor) : NULL;
+}
+
+int
+zr_repl_event (zr_repl_t *self)
+{
+    assert (self);
+    int flags = 0;
+    bool applied = false, failed = false;
+    zsock_t *sock = zr_repl_sock (self);
+    for (int i = 0; sock && i < 1000 && (zsock_events (sock) & ZMQ_POLLIN);
+         i++) {
+        zmsg_t *msg = zmsg_recv (sock);
+        if (!msg)
+            break;
+        char *verb = zmsg_popstr (msg);
+        if (!verb)
+            ;
+        else
+        if (streq (verb, "APPLY") && !failed) {
+            uint64_t epoch, seq;
+            zframe_t *hash, *payload;
+            if (s_pop_batch (msg, &epoch, &seq, &hash, &payload) == 0) {
+                char *err = NULL;
+                int rc = zr_store_apply (self->store, epoch, seq,
+                                         zframe_data (hash),
+                                         zframe_data (payload),
+                                         zframe_size (payload),
+                                         self->flush_sync, &err);
+                if (rc == 0) {
+                    self->applied++;
+                    applied = true;
+                }
+                else
+                if (rc < 0) {
+                    self->apply_errors++;
+                    if (!self->apply_error || strneq (self->apply_error,
+                                                      err))
+                        zsys_error ("repl: cannot apply: %s", err);
+                    free (self->apply_error);
+                    self->apply_error = err;
+                    err = NULL;
+                    failed = true;
+                }
+                zstr_free (&err);
+                zframe_destroy (&hash);
+                zframe_destroy (&payload);
+            }
+        }
+        else
+        if (streq (verb, "HWM")) {
+            uint64_t hwm;
+            zframe_t *h = zmsg_pop (msg);
+            char *insync = zmsg_popstr (msg);
+            if (!s_frame_u64 (h, &hwm) && insync) {
+                self->hwm = hwm;
+                self->insync = atoi (insync);
+                flags |= ZR_REPL_HWM;
+            }
+            zframe_destroy (&h);
+            zstr_free (&insync);
+        }
+        else
+        if (streq (verb, "INFO")) {
+            zframe_t *f = zmsg_pop (msg);
+            if (f) {
+                zchunk_destroy (&self->info);
+                self->info = zchunk_new (zframe_data (f), zframe_size (f));
+            }
+            zframe_destroy (&f);
+        }
+        else
+        if (streq (verb, "MASTER")) {
+            char *ep = zmsg_popstr (msg);
+            if (ep) {
+                free (self->master_client);
+                self->master_client = ep;
+            }
+        }
+        zstr_free (&verb);
+        zmsg_destroy (&msg);
+    }
+    if (applied || failed) {
+        zmsg_t *msg = zmsg_new ();
+        zmsg_addstr (msg, failed ? "FAILED" : "APPLIED");
+        s_add_u64 (msg, zr_store_seq (self->store));
+        s_send_nowait (&msg, zsock_resolve (sock));
+    }
+    if (applied)
+        flags |= ZR_REPL_APPLIED;
+    return flags;
+}
+
+bool
+zr_repl_is_slave (zr_repl_t *self)
+{
+    return self && self->slave;
+}
+
+zr_repl_mode_t
+zr_repl_mode (zr_repl_t *self)
+{
+    return self ? self->mode : ZR_REPL_NONE;
+}
+
+uint64_t
+zr_repl_hwm (zr_repl_t *self)
+{
+    return self->mode == ZR_REPL_SYNC && !self->slave
+         ? self->hwm : zr_store_seq (self->store);
+}
+
+int
+zr_repl_insync (zr_repl_t *self)
+{
+    return self->insync;
+}
+
+int
+zr_repl_min_insync (zr_repl_t *self)
+{
+    return self->min_insync;
+}
+
+int
+zr_repl_ack_timeout (zr_repl_t *self)
+{
+    return self->ack_timeout;
+}
+
+const char *
+zr_repl_endpoint (zr_repl_t *self)
+{
+    return self ? self->endpoint : "";
+}
+
+const char *
+zr_repl_master (zr_repl_t *self)
+{
+    return self ? self->master_client : "";
+}
+
+void
+zr_repl_stats (zr_repl_t *self, zr_enc_t *enc)
+{
+    zr_enc_str (enc, "repl");
+    if (!self) {
+        zr_enc_map (enc, 1);
+        zr_enc_kstr (enc, "mode", "none");
+        return;
+    }
+    char hex [ZR_STORE_HASH_LEN * 2 + 1];
+    s_hex (zr_store_hash (self->store), ZR_STORE_HASH_LEN, hex);
+    static const char *modes [] = { "none", "async", "sync" };
+    zr_enc_map (enc, 11);
+    zr_enc_kstr (enc, "role", self->slave ? "slave" : "master");
+    zr_enc_kstr (enc, "mode", modes [self->mode]);
+    zr_enc_kint (enc, "epoch", (int64_t) zr_store_epoch (self->store));
+    zr_enc_kint (enc, "seq", (int64_t) zr_store_seq (self->store));
+    zr_enc_kstr (enc, "hash", hex);
+    zr_enc_kstr (enc, "ha_endpoint", self->endpoint);
+    zr_enc_kstr (enc, "stream_endpoint", self->pub_endpoint);
+    zr_enc_kint (enc, "stream_dropped", (int64_t) self->dropped);
+    zr_enc_kint (enc, "applied", (int64_t) self->applied);
+    zr_enc_kint (enc, "apply_errors", (int64_t) self->apply_errors);
+    zr_enc_str (enc, "actor");
+    if (zchunk_size (self->info))
+        zr_enc_raw (enc, zchunk_data (self->info), zchunk_size (self->info));
+    else
+        zr_enc_map (enc, 0);
+}

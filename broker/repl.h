@@ -1,0 +1,101 @@
+/*  broker/repl.h - master/slave replication (docs/protocol.md section 16).
+
+    A zr_repl_t lives in the broker's thread and owns one actor:
+
+    master  a PUB (the replication stream) and a ROUTER (catch-up, full
+            copy, acknowledgements) on the HA host. The broker's store
+            hands every commit to zr_repl through its commit hook; the
+            actor publishes it and tracks the slaves' acks, the in-sync
+            set and the replicated high-water mark. Catch-up reads run
+            in the actor's thread (zr_store_repl_read, "any thread").
+    slave   a DEALER to the master's ROUTER and a SUB to its stream. The
+            actor orders batches (drops duplicates, refetches on gaps)
+            and hands them to the broker thread, where zr_repl_event
+            applies them with zr_store_apply; the actor then acks.
+
+    The broker polls zr_repl_sock and calls zr_repl_event when it is
+    readable. Nothing here blocks the broker loop.
+*/
+#ifndef ZR_REPL_H_INCLUDED
+#define ZR_REPL_H_INCLUDED
+
+#include <czmq.h>
+#include "store/store.h"
+#include "transport/codec.h"
+
+typedef struct _zr_repl_t zr_repl_t;
+
+typedef enum {
+    ZR_REPL_NONE,           //  no stream
+    ZR_REPL_ASYNC,          //  answer after the master's commit
+    ZR_REPL_SYNC            //  answer when the in-sync set has the batch
+} zr_repl_mode_t;
+
+typedef struct {
+    const char *role;           //  "master" | "slave" (persisted wins)
+    const char *mode;           //  "sync" | "async" | "none"
+    const char *ha_bind;        //  ROUTER endpoint; the PUB binds the
+                                //  next port (or another ephemeral one)
+    const char *master;         //  slave: the master's ROUTER endpoint
+    const char *client_endpoint;    //  ours, told to slaves
+    int min_insync;
+    int isr_max_lag_ms;
+    int slave_ack_timeout_ms;
+    int64_t log_keep;           //  repl log entries kept (trim above)
+    int sndhwm;                 //  stream PUB send HWM
+    int rcvhwm;                 //  slave SUB receive HWM
+    bool flush_sync;            //  slave: fsync applied batches
+} zr_repl_opts_t;
+
+//  Starts replication on an open store. Returns NULL with *err set.
+zr_repl_t *
+    zr_repl_new (zr_store_t *store, const zr_repl_opts_t *opts, char **err);
+
+//  Stops the actor (before the store closes). NULL-safe.
+void
+    zr_repl_destroy (zr_repl_t **self_p);
+
+//  Socket to poll for events, or NULL.
+zsock_t *
+    zr_repl_sock (zr_repl_t *self);
+
+//  What zr_repl_event reports (flags).
+#define ZR_REPL_APPLIED 1       //  slave: the store got batches: reload
+#define ZR_REPL_HWM     2       //  master: high-water mark or set moved
+
+//  Handles what the actor reported (drains what is waiting). Returns
+//  flags.
+int
+    zr_repl_event (zr_repl_t *self);
+
+//  True on a slave (refuses writes).
+bool
+    zr_repl_is_slave (zr_repl_t *self);
+
+zr_repl_mode_t
+    zr_repl_mode (zr_repl_t *self);
+
+//  Master: highest sequence every member of the in-sync set has.
+uint64_t
+    zr_repl_hwm (zr_repl_t *self);
+
+//  Master: members of the in-sync set, the master included.
+int
+    zr_repl_insync (zr_repl_t *self);
+
+int zr_repl_min_insync (zr_repl_t *self);
+int zr_repl_ack_timeout (zr_repl_t *self);
+
+//  HA endpoint (the ROUTER slaves give as --master), borrowed, or "".
+const char *
+    zr_repl_endpoint (zr_repl_t *self);
+
+//  Slave: the master's client endpoint when known, else "" (borrowed).
+const char *
+    zr_repl_master (zr_repl_t *self);
+
+//  Encodes "repl" and a map of replication state (one map entry).
+void
+    zr_repl_stats (zr_repl_t *self, zr_enc_t *enc);
+
+#endif
