@@ -410,13 +410,14 @@ zr_failover_actor (zsock_t *pipe, void *args)
         for (size_t i = 0; i < self->ns_count; i++)
             items [1 + i] = (zmq_pollitem_t) {
                 zsock_resolve (self->ns [i].dealer), 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll (items, 1 + self->ns_count, s_timeout (self)) == -1)
+        size_t polled = self->ns_count;  //  CONFIGURE may add some
+        if (zmq_poll (items, 1 + polled, s_timeout (self)) == -1)
             break;
         if (items [0].revents & ZMQ_POLLIN)
             s_pipe_command (self);
         if (self->terminated)
             break;
-        for (size_t i = 0; i < self->ns_count; i++)
+        for (size_t i = 0; i < polled; i++)
             if (items [1 + i].revents & ZMQ_POLLIN)
                 s_reply (self, &self->ns [i]);
         int64_t now = zclock_mono ();
