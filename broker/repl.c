@@ -22,6 +22,7 @@
 #include "broker/repl.h"
 #include "transport/transport.h"
 
+static void s_failover_identity (zsock_t *dealer, int64_t id);
 #define RING_SIZE (1 << 16)         //  recent commits (seq, time, size)
 #define HEARTBEAT_MS 100
 #define INFO_MS 200
@@ -32,6 +33,31 @@
 #define FETCH_COUNT_MAX 10000
 #define FETCH_BYTES_MAX (64 * 1024 * 1024)
 #define SLAVE_FORGET_MS 60000
+#define COPY_CHUNK (1024 * 1024)        //  full copy: bytes per chunk
+#define COPY_IDLE_MS 30000              //  checkpoint removed when idle
+#define COPY_TIMEOUT_MS 5000            //  slave: chunk asked again
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+//  Removes a flat directory (a RocksDB checkpoint) and its files.
+static void
+s_rmdir_flat (const char *path)
+{
+    DIR *dir = opendir (path);
+    if (dir) {
+        struct dirent *e;
+        while ((e = readdir (dir))) {
+            if (streq (e->d_name, ".") || streq (e->d_name, ".."))
+                continue;
+            char *f = zsys_sprintf ("%s/%s", path, e->d_name);
+            unlink (f);
+            zstr_free (&f);
+        }
+        closedir (dir);
+    }
+    rmdir (path);
+}
 
 //  --------------------------------------------------------------------
 //  Frames
@@ -173,6 +199,16 @@ typedef struct {
     uint64_t fetched;
     uint64_t trimmed_replies;
     uint64_t refused;
+    //  Full copy: one checkpoint at a time, shared by the slaves
+    char *cp_dir;
+    uint64_t cp_id;
+    zlist_t *cp_files;          //  file names, sorted
+    int64_t cp_used_at;
+    unsigned char *cp_buf;      //  COPY_CHUNK bytes
+    uint64_t copies;            //  checkpoints made
+    uint64_t copy_chunks;
+    int drop_every;             //  test hook: skip every Nth publish
+    uint64_t dropped;
 } master_t;
 
 static void
@@ -264,8 +300,11 @@ s_master_info (master_t *self)
 {
     int64_t now = zclock_mono ();
     zr_enc_t *e = zr_enc_new ();
-    zr_enc_map (e, 10);
+    zr_enc_map (e, 13);
     zr_enc_kstr (e, "pub_endpoint", self->pub_ep);
+    zr_enc_kint (e, "test_dropped", (int64_t) self->dropped);
+    zr_enc_kint (e, "full_copies", (int64_t) self->copies);
+    zr_enc_kint (e, "full_copy_chunks", (int64_t) self->copy_chunks);
     zr_enc_kint (e, "hwm", (int64_t) self->hwm);
     zr_enc_kint (e, "insync", self->insync);
     zr_enc_kint (e, "min_insync", self->opts.min_insync);
@@ -320,7 +359,13 @@ s_master_batch (master_t *self, zmsg_t *msg)
     zmsg_append (out, &hash);
     zmsg_append (out, &payload);
     //  PUB never blocks: over the HWM it drops, and slaves refetch.
-    zmsg_send (&out, self->pub);
+    //  ZR_TEST_REPL_DROP_EVERY=N (tests only) loses every Nth batch.
+    if (self->drop_every > 0 && seq % (uint64_t) self->drop_every == 0) {
+        zmsg_destroy (&out);
+        self->dropped++;
+    }
+    else
+        zmsg_send (&out, self->pub);
     self->published++;
     self->published_at = r->time;
     s_isr_update (self);
@@ -372,6 +417,113 @@ s_slave_get (master_t *self, zframe_t *identity)
     }
     slave->heard = zclock_mono ();
     return slave;
+}
+
+static void
+s_cp_remove (master_t *self)
+{
+    if (self->cp_dir) {
+        s_rmdir_flat (self->cp_dir);
+        zstr_free (&self->cp_dir);
+    }
+    zlist_destroy (&self->cp_files);
+}
+
+static int
+s_name_cmp (void *a, void *b)
+{
+    return strcmp ((const char *) a, (const char *) b);
+}
+
+//  Makes a checkpoint and lists its files. Returns 0 or -1.
+static int
+s_cp_make (master_t *self)
+{
+    s_cp_remove (self);
+    self->cp_id = self->cp_id ? self->cp_id + 1
+                              : ((uint64_t) zclock_time () << 8) | 1;
+    self->cp_dir = zsys_sprintf ("%s.repl-copy-%" PRIu64,
+                                 zr_store_path (self->store), self->cp_id);
+    s_rmdir_flat (self->cp_dir);
+    char *err = NULL;
+    if (zr_store_checkpoint (self->store, self->cp_dir, &err)) {
+        zsys_error ("repl: full copy: %s", err);
+        zstr_free (&err);
+        zstr_free (&self->cp_dir);
+        return -1;
+    }
+    self->cp_files = zlist_new ();
+    zlist_autofree (self->cp_files);
+    DIR *dir = opendir (self->cp_dir);
+    if (dir) {
+        struct dirent *e;
+        while ((e = readdir (dir)))
+            if (e->d_name [0] != '.')
+                zlist_append (self->cp_files, e->d_name);
+        closedir (dir);
+    }
+    zlist_sort (self->cp_files, s_name_cmp);
+    self->copies++;
+    zsys_info ("repl: full copy: checkpoint %s, %zu files, seq %" PRIu64,
+               self->cp_dir, zlist_size (self->cp_files), self->seq);
+    return 0;
+}
+
+//  FULL_COPY id file offset: one chunk of the checkpoint's files.
+static void
+s_master_copy (master_t *self, zframe_t *identity, zmsg_t *msg)
+{
+    uint64_t id, file, offset;
+    zframe_t *a = zmsg_pop (msg), *b = zmsg_pop (msg), *c = zmsg_pop (msg);
+    int rc = s_frame_u64 (a, &id) || s_frame_u64 (b, &file)
+          || s_frame_u64 (c, &offset) ? -1 : 0;
+    zframe_destroy (&a);
+    zframe_destroy (&b);
+    zframe_destroy (&c);
+    if (rc)
+        return;
+    zmsg_t *reply = zmsg_new ();
+    zmsg_append (reply, &(zframe_t *) { zframe_dup (identity) });
+    if (id == 0 && !self->cp_dir)
+        s_cp_make (self);
+    if (id == 0 && self->cp_dir)
+        id = self->cp_id;
+    const char *name = NULL;
+    if (self->cp_dir && id == self->cp_id
+    &&  file < zlist_size (self->cp_files)) {
+        name = (const char *) zlist_first (self->cp_files);
+        for (uint64_t i = 0; i < file; i++)
+            name = (const char *) zlist_next (self->cp_files);
+    }
+    FILE *f = NULL;
+    if (name) {
+        char *path = zsys_sprintf ("%s/%s", self->cp_dir, name);
+        f = fopen (path, "rb");
+        zstr_free (&path);
+    }
+    struct stat st;
+    if (!f || fstat (fileno (f), &st) || (uint64_t) st.st_size < offset
+    ||  fseeko (f, (off_t) offset, SEEK_SET)) {
+        zmsg_addstr (reply, "COPY_GONE");
+        zmsg_addstr (reply, self->cp_dir ? "no such checkpoint file"
+                                         : "cannot make a checkpoint");
+    }
+    else {
+        size_t n = fread (self->cp_buf, 1, COPY_CHUNK, f);
+        zmsg_addstr (reply, "COPY");
+        s_add_u64 (reply, id);
+        s_add_u64 (reply, zlist_size (self->cp_files));
+        s_add_u64 (reply, file);
+        zmsg_addstr (reply, name);
+        s_add_u64 (reply, offset);
+        s_add_u64 (reply, (uint64_t) st.st_size);
+        zmsg_addmem (reply, self->cp_buf, n);
+        self->copy_chunks++;
+        self->cp_used_at = zclock_mono ();
+    }
+    if (f)
+        fclose (f);
+    s_send_nowait (&reply, zsock_resolve (self->router));
 }
 
 static void
@@ -458,6 +610,9 @@ s_master_router (master_t *self)
         }
         zframe_destroy (&s);
     }
+    else
+    if (streq (cmd, "FULL_COPY"))
+        s_master_copy (self, identity, msg);
     zstr_free (&cmd);
     zframe_destroy (&identity);
     zmsg_destroy (&msg);
@@ -495,6 +650,8 @@ s_master_tick (master_t *self)
                                 self->seq - (uint64_t) self->opts.log_keep
                                 + 1);
     }
+    if (self->cp_dir && now - self->cp_used_at > COPY_IDLE_MS)
+        s_cp_remove (self);
     if (now - self->info_at >= INFO_MS) {
         self->info_at = now;
         s_master_info (self);
@@ -543,6 +700,9 @@ s_master_actor (zsock_t *pipe, void *args)
     self->hwm = self->seq;
     self->insync = 1;
     self->ring = (ring_t *) zmalloc (sizeof (ring_t) * RING_SIZE);
+    self->cp_buf = (unsigned char *) zmalloc (COPY_CHUNK);
+    const char *drop = getenv ("ZR_TEST_REPL_DROP_EVERY");
+    self->drop_every = drop ? atoi (drop) : 0;
     self->slaves = zhashx_new ();
     zhashx_set_destructor (self->slaves, s_slave_free);
     self->pub = zsock_new (ZMQ_PUB);
@@ -599,6 +759,8 @@ s_master_actor (zsock_t *pipe, void *args)
     zsock_destroy (&self->pub);
     zsock_destroy (&self->router);
     zhashx_destroy (&self->slaves);
+    s_cp_remove (self);
+    free (self->cp_buf);
     free (self->ring);
     free (self->ha_ep);
     free (self->pub_ep);
@@ -614,6 +776,7 @@ typedef struct {
     zr_repl_opts_t opts;
     char *master;
     char *cf_map;
+    char *copy_dir;             //  staging directory for a full copy
     uint64_t seq;
 } slave_args_t;
 
@@ -626,7 +789,6 @@ typedef struct {
     char *pub_ep;
     char *cf_map;
     bool welcomed;
-    bool trimmed;
     char *refused;
     uint64_t applied;           //  confirmed by the broker
     uint64_t forwarded;         //  handed to the broker
@@ -643,6 +805,17 @@ typedef struct {
     uint64_t fetched;
     uint64_t fetches;
     uint64_t apply_errors;
+    //  Full copy (after TRIMMED, or forced)
+    char *copy_dir;
+    bool copy_wanted;
+    bool copying;               //  asking for chunks
+    bool installing;            //  the broker thread ingests copy_dir
+    uint64_t copy_id;
+    uint64_t copy_file;
+    uint64_t copy_offset;
+    int64_t copy_at;
+    uint64_t copies;
+    uint64_t copy_bytes;
 } follower_t;
 
 static void
@@ -658,6 +831,100 @@ s_fetch (follower_t *self)
         self->fetch_at = zclock_mono ();
         self->fetches++;
     }
+}
+
+static void
+s_copy_ask (follower_t *self)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "FULL_COPY");
+    s_add_u64 (msg, self->copy_id);
+    s_add_u64 (msg, self->copy_file);
+    s_add_u64 (msg, self->copy_offset);
+    s_send_nowait (&msg, zsock_resolve (self->dealer));
+    self->copy_at = zclock_mono ();
+}
+
+//  Starts (or restarts) a full copy into an empty staging directory.
+static void
+s_copy_start (follower_t *self)
+{
+    s_rmdir_flat (self->copy_dir);
+    if (zsys_dir_create ("%s", self->copy_dir)) {
+        zsys_error ("repl: full copy: cannot create %s", self->copy_dir);
+        return;
+    }
+    zsys_info ("repl: full copy from %s into %s (we have %" PRIu64 ")",
+               self->master, self->copy_dir, self->applied);
+    self->copy_wanted = false;
+    self->copying = true;
+    self->fetching = false;
+    self->copy_id = self->copy_file = self->copy_offset = 0;
+    s_copy_ask (self);
+}
+
+//  COPY id count file name offset size data: writes the chunk, asks for
+//  the next, or hands the directory to the broker thread when complete.
+static void
+s_copy_chunk (follower_t *self, zmsg_t *msg)
+{
+    uint64_t id, count, file, offset, size;
+    zframe_t *f1 = zmsg_pop (msg), *f2 = zmsg_pop (msg),
+             *f3 = zmsg_pop (msg);
+    char *name = zmsg_popstr (msg);
+    zframe_t *f4 = zmsg_pop (msg), *f5 = zmsg_pop (msg),
+             *data = zmsg_pop (msg);
+    bool ok = !s_frame_u64 (f1, &id) && !s_frame_u64 (f2, &count)
+           && !s_frame_u64 (f3, &file) && !s_frame_u64 (f4, &offset)
+           && !s_frame_u64 (f5, &size) && name && data
+           && *name && *name != '.' && !strchr (name, '/')
+           && strlen (name) < 256 && file < count
+           && offset + zframe_size (data) <= size;
+    if (ok && self->copying && (self->copy_id == 0 || id == self->copy_id)
+    &&  file == self->copy_file && offset == self->copy_offset) {
+        char *path = zsys_sprintf ("%s/%s", self->copy_dir, name);
+        FILE *f = fopen (path, offset ? "r+b" : "wb");
+        bool written = f && fseeko (f, (off_t) offset, SEEK_SET) == 0
+                    && fwrite (zframe_data (data), 1, zframe_size (data), f)
+                       == zframe_size (data);
+        if (f && fclose (f))
+            written = false;
+        zstr_free (&path);
+        if (!written) {
+            zsys_error ("repl: full copy: cannot write %s/%s",
+                        self->copy_dir, name);
+            self->copying = false;
+            self->copy_wanted = true;       //  try again later
+        }
+        else {
+            self->copy_id = id;
+            self->copy_bytes += zframe_size (data);
+            self->copy_offset = offset + zframe_size (data);
+            if (self->copy_offset >= size) {
+                self->copy_file++;
+                self->copy_offset = 0;
+            }
+            if (self->copy_file < count)
+                s_copy_ask (self);
+            else {
+                self->copying = false;
+                self->installing = true;
+                self->copies++;
+                zstr_sendx (self->pipe, "INSTALL", self->copy_dir, NULL);
+            }
+        }
+    }
+    else
+    if (!ok)
+        zsys_warning ("repl: full copy: malformed chunk from %s",
+                      self->master);
+    zframe_destroy (&f1);
+    zframe_destroy (&f2);
+    zframe_destroy (&f3);
+    zframe_destroy (&f4);
+    zframe_destroy (&f5);
+    zframe_destroy (&data);
+    zstr_free (&name);
 }
 
 static void
@@ -680,6 +947,9 @@ s_offer (follower_t *self, zmsg_t *msg, bool streamed)
         return;
     if (seq > self->master_seq)
         self->master_seq = seq;
+    if (self->copying || self->installing)
+        ;                       //  the copy brings it
+    else
     if (seq <= self->forwarded)
         self->dups++;
     else
@@ -776,11 +1046,26 @@ s_follower_dealer (follower_t *self)
     else
     if (streq (cmd, "TRIMMED")) {
         self->fetching = false;
-        if (!self->trimmed)
-            zsys_error ("repl: the master's log no longer holds batch %"
-                        PRIu64 ": this slave needs a full copy, which is "
-                        "not built yet", self->forwarded + 1);
-        self->trimmed = true;
+        if (!self->copying && !self->installing) {
+            zsys_info ("repl: the master's log no longer holds batch %"
+                       PRIu64 ": full copy", self->forwarded + 1);
+            s_copy_start (self);
+        }
+    }
+    else
+    if (streq (cmd, "COPY"))
+        s_copy_chunk (self, msg);
+    else
+    if (streq (cmd, "COPY_GONE")) {
+        char *reason = zmsg_popstr (msg);
+        zsys_warning ("repl: full copy: %s; starting again",
+                      reason ? reason : "?");
+        zstr_free (&reason);
+        if (self->copying) {
+            self->copying = false;
+            self->copy_wanted = true;
+            self->copy_at = zclock_mono ();
+        }
     }
     zstr_free (&cmd);
     zmsg_destroy (&msg);
@@ -804,7 +1089,7 @@ s_follower_sub (follower_t *self)
             if (seq > self->master_seq)
                 self->master_seq = seq;
             if (seq > self->forwarded && !self->fetching && self->welcomed
-            &&  !self->trimmed)
+            &&  !self->copying && !self->installing)
                 s_fetch (self);
         }
         zframe_destroy (&e);
@@ -818,12 +1103,15 @@ static void
 s_follower_info (follower_t *self)
 {
     zr_enc_t *e = zr_enc_new ();
-    zr_enc_map (e, 15);
+    zr_enc_map (e, 17);
     zr_enc_kstr (e, "master", self->master);
+    zr_enc_kint (e, "full_copies", (int64_t) self->copies);
+    zr_enc_kint (e, "full_copy_bytes", (int64_t) self->copy_bytes);
     zr_enc_kstr (e, "stream", self->pub_ep ? self->pub_ep : "");
     zr_enc_kbool (e, "connected", self->welcomed);
     zr_enc_kstr (e, "refused", self->refused ? self->refused : "");
-    zr_enc_kbool (e, "needs_full_copy", self->trimmed);
+    zr_enc_kbool (e, "full_copy_running", self->copying || self->installing
+                                          || self->copy_wanted);
     zr_enc_kint (e, "applied", (int64_t) self->applied);
     zr_enc_kint (e, "master_seq", (int64_t) self->master_seq);
     zr_enc_kint (e, "lag_seq", (int64_t) (self->master_seq > self->applied
@@ -847,11 +1135,9 @@ static void
 s_follower_tick (follower_t *self)
 {
     int64_t now = zclock_mono ();
-    if (!self->welcomed || self->trimmed || self->refused) {
-        int64_t every = self->refused || self->trimmed ? 5 * HELLO_MS
-                                                       : HELLO_MS;
+    if (!self->welcomed || self->refused) {
+        int64_t every = self->refused ? 5 * HELLO_MS : HELLO_MS;
         if (now - self->hello_at >= every) {
-            self->trimmed = false;
             self->welcomed = false;
             zmsg_t *msg = zmsg_new ();
             zmsg_addstr (msg, "HELLO");
@@ -859,6 +1145,18 @@ s_follower_tick (follower_t *self)
             s_add_u64 (msg, self->applied);
             s_send_nowait (&msg, zsock_resolve (self->dealer));
             self->hello_at = now;
+        }
+    }
+    else
+    if (self->copying || self->installing || self->copy_wanted) {
+        if (self->copy_wanted && now - self->copy_at >= HELLO_MS)
+            s_copy_start (self);
+        else
+        if (self->copying && now - self->copy_at > COPY_TIMEOUT_MS)
+            s_copy_ask (self);      //  lost: ask again
+        if (now - self->heard_at > COPY_TIMEOUT_MS && !self->installing) {
+            self->welcomed = false;
+            self->hello_at = 0;
         }
     }
     else {
@@ -890,9 +1188,11 @@ s_slave_actor (zsock_t *pipe, void *args)
     self->opts = a->opts;
     self->master = strdup (a->master);
     self->cf_map = strdup (a->cf_map);
+    self->copy_dir = strdup (a->copy_dir);
     self->applied = self->forwarded = self->master_seq = a->seq;
     self->dealer = zsock_new (ZMQ_DEALER);
     zsock_set_linger (self->dealer, 0);
+    s_failover_identity (self->dealer, self->opts.broker_id);
     zsock_set_sndhwm (self->dealer, 10000);
     zsock_set_rcvhwm (self->dealer, 100000);
     self->sub = zsock_new (ZMQ_SUB);
@@ -919,12 +1219,33 @@ s_slave_actor (zsock_t *pipe, void *args)
                 break;
             char *verb = zmsg_popstr (msg);
             bool term = verb && streq (verb, "$TERM");
+            if (verb && streq (verb, "FULL_COPY"))
+                self->copy_wanted = true;
             uint64_t seq = 0;
             zframe_t *s = zmsg_pop (msg);
             if (verb && !s_frame_u64 (s, &seq)) {
                 if (streq (verb, "APPLIED")) {
                     self->applied = seq;
                     s_ack (self);
+                }
+                else
+                if (streq (verb, "INSTALLED")) {
+                    zsys_info ("repl: full copy installed at %" PRIu64,
+                               seq);
+                    self->installing = false;
+                    self->applied = self->forwarded = seq;
+                    if (self->master_seq < seq)
+                        self->master_seq = seq;
+                    self->fetching = false;
+                    s_ack (self);
+                    s_fetch (self);
+                }
+                else
+                if (streq (verb, "INSTALL_FAILED")) {
+                    self->installing = false;
+                    self->copy_wanted = true;
+                    self->copy_at = zclock_mono ();
+                    self->applied = self->forwarded = seq;
                 }
                 else
                 if (streq (verb, "FAILED")) {
@@ -962,6 +1283,9 @@ s_slave_actor (zsock_t *pipe, void *args)
     free (self->pub_ep);
     free (self->cf_map);
     free (self->refused);
+    if (!self->installing)
+        s_rmdir_flat (self->copy_dir);
+    free (self->copy_dir);
     free (self);
 }
 
@@ -985,6 +1309,7 @@ struct _zr_repl_t {
     uint64_t dropped;           //  batches the pipe did not take
     uint64_t applied;
     uint64_t apply_errors;
+    uint64_t full_copies;
     char *apply_error;
 };
 
@@ -1049,9 +1374,12 @@ zr_repl_new (zr_store_t *store, const zr_repl_opts_t *opts, char **err)
     char *cf_map = zr_store_cf_map (store);
     if (slave) {
         zr_store_set_repl_log (store, true);
-        slave_args_t a = { *opts, (char *) opts->master, cf_map,
+        char *copy_dir = zsys_sprintf ("%s.repl-fullcopy",
+                                       zr_store_path (store));
+        slave_args_t a = { *opts, (char *) opts->master, cf_map, copy_dir,
                            zr_store_seq (store) };
         self->actor = zactor_new (s_slave_actor, &a);
+        zstr_free (&copy_dir);
         char *status = NULL, *reason = NULL;
         zstr_recvx (self->actor, &status, &reason, NULL);
         if (!status || strneq (status, "OK"))
@@ -1190,6 +1518,30 @@ zr_repl_event (zr_repl_t *self)
             zframe_destroy (&f);
         }
         else
+        if (streq (verb, "INSTALL")) {
+            char *dir = zmsg_popstr (msg);
+            char *err = NULL;
+            int rc = dir ? zr_store_ingest (self->store, dir, &err) : -1;
+            if (rc == 0) {
+                self->full_copies++;
+                zsys_info ("repl: full copy ingested, seq %" PRIu64,
+                           zr_store_seq (self->store));
+            }
+            else
+                zsys_error ("repl: %s", err ? err : "no directory");
+            if (dir)
+                s_rmdir_flat (dir);
+            zstr_free (&dir);
+            zstr_free (&err);
+            zmsg_t *out = zmsg_new ();
+            zmsg_addstr (out, rc == 0 ? "INSTALLED" : "INSTALL_FAILED");
+            s_add_u64 (out, zr_store_seq (self->store));
+            zmsg_send (&out, sock);
+            applied = false;
+            failed = false;
+            flags |= ZR_REPL_APPLIED;
+        }
+        else
         if (streq (verb, "MASTER")) {
             char *ep = zmsg_popstr (msg);
             if (ep) {
@@ -1209,6 +1561,14 @@ zr_repl_event (zr_repl_t *self)
     if (applied)
         flags |= ZR_REPL_APPLIED;
     return flags;
+}
+
+int
+zr_repl_full_copy (zr_repl_t *self)
+{
+    if (!self || !self->slave || !self->actor)
+        return -1;
+    return zstr_send (self->actor, "FULL_COPY");
 }
 
 bool
@@ -1272,8 +1632,9 @@ zr_repl_stats (zr_repl_t *self, zr_enc_t *enc)
     char hex [ZR_STORE_HASH_LEN * 2 + 1];
     s_hex (zr_store_hash (self->store), ZR_STORE_HASH_LEN, hex);
     static const char *modes [] = { "none", "async", "sync" };
-    zr_enc_map (enc, 11);
+    zr_enc_map (enc, 12);
     zr_enc_kstr (enc, "role", self->slave ? "slave" : "master");
+    zr_enc_kint (enc, "full_copies", (int64_t) self->full_copies);
     zr_enc_kstr (enc, "mode", modes [self->mode]);
     zr_enc_kint (enc, "epoch", (int64_t) zr_store_epoch (self->store));
     zr_enc_kint (enc, "seq", (int64_t) zr_store_seq (self->store));
@@ -1288,4 +1649,101 @@ zr_repl_stats (zr_repl_t *self, zr_enc_t *enc)
         zr_enc_raw (enc, zchunk_data (self->info), zchunk_size (self->info));
     else
         zr_enc_map (enc, 0);
+}
+
+//  --------------------------------------------------------------------
+//  Failover (see repl.h, end)
+
+static void
+s_failover_identity (zsock_t *dealer, int64_t id)
+{
+    if (id < 0)
+        return;
+    char name [64];
+    snprintf (name, sizeof name, "zrb:%" PRId64 ":%08x", id,
+              (unsigned) randof (0x7fffffff));
+    zsock_set_identity (dealer, name);
+}
+
+//  Decodes the actor's last INFO map, or NULL.
+static zr_hdr_t *
+s_failover_info (zr_repl_t *self)
+{
+    if (!self || !zchunk_size (self->info))
+        return NULL;
+    return zr_hdr_decode (zchunk_data (self->info), zchunk_size (self->info),
+                          NULL);
+}
+
+char *
+zr_repl_isr_ids (zr_repl_t *self)
+{
+    char *out = strdup ("");
+    zr_hdr_t *hdr = s_failover_info (self);
+    const zr_obj_t *slaves = hdr ? zr_obj_get (zr_hdr_root (hdr), "slaves")
+                                 : NULL;
+    size_t count = slaves && zr_obj_is_array (slaves)
+                 ? zr_obj_size (slaves) : 0;
+    for (size_t i = 0; i < count; i++) {
+        const zr_obj_t *s = zr_obj_at (slaves, i);
+        char key [512];
+        const zr_obj_t *in = s ? zr_obj_get (s, "in_sync") : NULL;
+        bool in_sync = false;
+        if (!in || zr_obj_bool (in, &in_sync) != ZR_FIELD_OK || !in_sync
+        ||  zr_field_strbuf (s, "id", key, sizeof key) != ZR_FIELD_OK)
+            continue;
+        //  key is the identity in hex: decode "zrb:ID:..."
+        char ident [256];
+        size_t n = 0;
+        for (size_t j = 0; key [j] && key [j + 1] && n + 1 < sizeof ident;
+             j += 2) {
+            unsigned v;
+            if (sscanf (key + j, "%2x", &v) != 1)
+                break;
+            ident [n++] = (char) v;
+        }
+        ident [n] = 0;
+        long long id;
+        if (n < 5 || strncmp (ident, "zrb:", 4)
+        ||  sscanf (ident + 4, "%lld", &id) != 1 || id < 0)
+            continue;
+        char *more = zsys_sprintf ("%s%s%lld", out, *out ? "," : "", id);
+        free (out);
+        out = more;
+    }
+    zr_hdr_destroy (&hdr);
+    return out;
+}
+
+int64_t
+zr_repl_silence_ms (zr_repl_t *self)
+{
+    int64_t ms = -1;
+    zr_hdr_t *hdr = s_failover_info (self);
+    if (hdr && zr_field_int (zr_hdr_root (hdr), "heard_ms_ago", &ms)
+               != ZR_FIELD_OK)
+        ms = -1;
+    zr_hdr_destroy (&hdr);
+    return ms;
+}
+
+int
+zr_repl_promote_store (zr_store_t *store, uint64_t epoch, char **err)
+{
+    if (zr_store_set_role (store, epoch, "master", err))
+        return -1;
+    char mark [96];
+    snprintf (mark, sizeof mark, "zr.epoch/%020" PRIu64 "/%020" PRIu64,
+              epoch, zr_store_seq (store) + 1);
+    if (zr_store_batch_mark_put (store, mark)) {
+        *err = strdup ("cannot record the epoch history");
+        return -1;
+    }
+    return zr_store_commit (store, true, err);
+}
+
+int
+zr_repl_demote_store (zr_store_t *store, char **err)
+{
+    return zr_store_set_role (store, zr_store_epoch (store), "slave", err);
 }

@@ -45,6 +45,7 @@ typedef struct {
     int sndhwm;                 //  stream PUB send HWM
     int rcvhwm;                 //  slave SUB receive HWM
     bool flush_sync;            //  slave: fsync applied batches
+    int64_t broker_id;          //  failover: ours (-1: none), see end
 } zr_repl_opts_t;
 
 //  Starts replication on an open store. Returns NULL with *err set.
@@ -67,6 +68,12 @@ zsock_t *
 //  flags.
 int
     zr_repl_event (zr_repl_t *self);
+
+//  Slave: throws away the store's contents and takes a full copy (a
+//  checkpoint of the master's store) before following again, e.g. when
+//  our history diverged from the master's. Returns 0, or -1 on a master.
+int
+    zr_repl_full_copy (zr_repl_t *self);
 
 //  True on a slave (refuses writes).
 bool
@@ -97,5 +104,32 @@ const char *
 //  Encodes "repl" and a map of replication state (one map entry).
 void
     zr_repl_stats (zr_repl_t *self, zr_enc_t *enc);
+
+//  --------------------------------------------------------------------
+//  Failover (broker/failover.c, protocol section 16). A slave started
+//  with opts.broker_id >= 0 names its catch-up DEALER "zrb:ID:RANDOM" so
+//  the master can tell the nameservers its in-sync set by broker id.
+
+//  Master: comma-separated broker ids of the in-sync slaves (from the
+//  actor's last INFO; "" when none). Caller frees.
+char *
+    zr_repl_isr_ids (zr_repl_t *self);
+
+//  Slave: ms since the master's stream or catch-up was last heard (from
+//  the actor's last INFO, within 200 ms), or -1 when never heard.
+int64_t
+    zr_repl_silence_ms (zr_repl_t *self);
+
+//  Promotion, step 1, before a master zr_repl_t is made on the store:
+//  persists (epoch, "master") and commits a batch holding the epoch
+//  history entry (epoch -> first seq, a mark "zr.epoch/E/SEQ" replicated
+//  with the data). Call on a store with no repl running. 0 or -1, *err.
+int
+    zr_repl_promote_store (zr_store_t *store, uint64_t epoch, char **err);
+
+//  Demotion, step 1: persists (epoch, "slave") so a new zr_repl_t made on
+//  the store follows opts.master. 0 or -1 with *err.
+int
+    zr_repl_demote_store (zr_store_t *store, char **err);
 
 #endif

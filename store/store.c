@@ -2143,3 +2143,115 @@ zr_store_checkpoint (zr_store_t *self, const char *dir, char **err)
     }
     return 0;
 }
+
+//  Replaces every key of every column family with the checkpoint's
+//  (broker/repl.c full copy), keeping our own "group" and "role" meta
+//  keys. Runs in bounded batches; meta "seq" is set to 0 first and the
+//  checkpoint's meta keys go last, so a crash half way leaves a store
+//  at sequence 0 that asks for a full copy again.
+int
+zr_store_ingest (zr_store_t *self, const char *dir, char **err)
+{
+    assert (self);
+    assert (err);
+    *err = NULL;
+    if (self->batch_ops) {
+        *err = zsys_sprintf ("store: full copy: the store has an open "
+                             "batch");
+        return -1;
+    }
+    rocksdb_options_t *o = rocksdb_options_create ();
+    const rocksdb_options_t *cfo [CF_COUNT];
+    for (int i = 0; i < CF_COUNT; i++)
+        cfo [i] = o;
+    rocksdb_column_family_handle_t *cf [CF_COUNT];
+    char *rerr = NULL;
+    rocksdb_t *src = rocksdb_open_for_read_only_column_families (
+        o, dir, CF_COUNT, s_cf_names, cfo, cf, 0, &rerr);
+    rocksdb_options_destroy (o);
+    if (rerr || !src) {
+        *err = zsys_sprintf ("store: full copy: cannot open %s: %s", dir,
+                             rerr ? rerr : "?");
+        rocksdb_free (rerr);
+        return -1;
+    }
+    rocksdb_writebatch_t *wb = rocksdb_writebatch_create ();
+    s_batch_put_u64 (wb, self->cf [CF_META], "seq", 0);
+    rocksdb_write (self->db, self->wo_sync, wb, &rerr);
+    rocksdb_writebatch_clear (wb);
+    //  Meta last: order CF_MSG .. CF_REPL, then CF_META
+    for (int n = 1; n <= CF_COUNT && !rerr; n++) {
+        int i = n % CF_COUNT;
+        //  Delete ours
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf (self->db,
+                                                             self->ro,
+                                                             self->cf [i]);
+        for (rocksdb_iter_seek_to_first (it); rocksdb_iter_valid (it)
+             && !rerr; rocksdb_iter_next (it)) {
+            size_t klen;
+            const char *k = rocksdb_iter_key (it, &klen);
+            if (i == CF_META && ((klen == 5 && !memcmp (k, "group", 5))
+                             ||  (klen == 4 && !memcmp (k, "role", 4))))
+                continue;
+            rocksdb_writebatch_delete_cf (wb, self->cf [i], k, klen);
+            if (rocksdb_writebatch_count (wb) >= 10000) {
+                rocksdb_write (self->db, self->wo_async, wb, &rerr);
+                rocksdb_writebatch_clear (wb);
+            }
+        }
+        rocksdb_iter_destroy (it);
+        //  Copy theirs
+        size_t bytes = 0;
+        rocksdb_readoptions_t *ro = rocksdb_readoptions_create ();
+        it = rocksdb_create_iterator_cf (src, ro, cf [i]);
+        for (rocksdb_iter_seek_to_first (it); rocksdb_iter_valid (it)
+             && !rerr; rocksdb_iter_next (it)) {
+            size_t klen, vlen;
+            const char *k = rocksdb_iter_key (it, &klen);
+            const char *v = rocksdb_iter_value (it, &vlen);
+            if (i == CF_META && ((klen == 5 && !memcmp (k, "group", 5))
+                             ||  (klen == 4 && !memcmp (k, "role", 4))))
+                continue;
+            rocksdb_writebatch_put_cf (wb, self->cf [i], k, klen, v, vlen);
+            bytes += klen + vlen;
+            if (bytes >= 4 * 1024 * 1024
+            ||  rocksdb_writebatch_count (wb) >= 10000) {
+                rocksdb_write (self->db, self->wo_async, wb, &rerr);
+                rocksdb_writebatch_clear (wb);
+                bytes = 0;
+            }
+        }
+        rocksdb_iter_destroy (it);
+        rocksdb_readoptions_destroy (ro);
+        if (!rerr && rocksdb_writebatch_count (wb))
+            rocksdb_write (self->db, i == CF_META ? self->wo_sync
+                                                  : self->wo_async, wb,
+                           &rerr);
+        rocksdb_writebatch_clear (wb);
+    }
+    rocksdb_writebatch_destroy (wb);
+    for (int i = 0; i < CF_COUNT; i++)
+        rocksdb_column_family_handle_destroy (cf [i]);
+    rocksdb_close (src);
+    if (rerr) {
+        *err = zsys_sprintf ("store: full copy into %s failed: %s",
+                             self->path, rerr);
+        rocksdb_free (rerr);
+        return -1;
+    }
+    //  Reload what we keep in memory
+    uint64_t v = 0;
+    self->seq = s_meta_get_u64 (self, "seq", &v, &rerr) == 0 ? v : 0;
+    zstr_free (&rerr);
+    self->epoch = s_meta_get_u64 (self, "epoch", &v, &rerr) == 0 ? v : 1;
+    zstr_free (&rerr);
+    char *h = NULL;
+    size_t size = 0;
+    memset (self->hash, 0, ZR_STORE_HASH_LEN);
+    if (s_meta_get (self, "hash", &h, &size, &rerr) == 0
+    &&  size == ZR_STORE_HASH_LEN)
+        memcpy (self->hash, h, ZR_STORE_HASH_LEN);
+    free (h);
+    zstr_free (&rerr);
+    return 0;
+}

@@ -403,4 +403,11 @@ char *
 int
     zr_store_checkpoint (zr_store_t *self, const char *dir, char **err);
 
+//  Owning thread. Replaces the store's contents with the checkpoint in
+//  dir (a full copy from the master), keeping our group and role; then
+//  seq, epoch and hash are the checkpoint's. The open batch must be
+//  empty. Returns 0 or -1 with *err.
+int
+    zr_store_ingest (zr_store_t *self, const char *dir, char **err);
+
 #endif
