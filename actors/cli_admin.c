@@ -196,6 +196,10 @@ s_broker_client (const char *cmd, zr_cli_fabric_t *fabric)
 
 static const zr_cli_opt_t s_topic_opts [] = {
     { "queues", "N", "create: number of queues (1..1024, default 8)" },
+    { "retention-ms", "MS", "create: keep messages this long (0: "
+                            "forever; default: the broker's)" },
+    { "retention-bytes", "N", "create: keep at most this many bytes "
+                              "(0: unlimited; default: the broker's)" },
     { "brokers", "LIST", "through a nameserver: these brokers "
                          "(comma-separated endpoints), not every master" },
     ZR_CLI_CLIENT_OPTS,
@@ -206,7 +210,9 @@ static void
 s_topic_usage (FILE *stream)
 {
     zr_cli_usage (stream,
-        "zrocket topic create NAME [--queues N] [--brokers EP,EP]\n"
+        "zrocket topic create NAME [--queues N] [--retention-ms MS]\n"
+        "                             [--retention-bytes N] "
+        "[--brokers EP,EP]\n"
         "       zrocket topic list\n"
         "       zrocket topic delete NAME",
         "Creates a topic (or grows its queue count), lists topics (one\n"
@@ -217,7 +223,9 @@ s_topic_usage (FILE *stream)
         "  NAME<TAB>QUEUES<TAB>created|exists<TAB>ENDPOINT\n"
         "  NAME<TAB>deleted<TAB>ENDPOINT\n"
         "create returns once every broker replied, which a broker does\n"
-        "once its nameservers have the new route. list merges the\n"
+        "once its nameservers have the new route. create on an existing\n"
+        "topic changes its retention (docs/protocol.md section 15).\n"
+        "list merges the\n"
         "brokers' topics: NAME<TAB>QUEUES (sum)<TAB>BROKERS (count)."
         ZR_CLI_FABRIC_HELP, s_topic_opts);
 }
@@ -225,6 +233,9 @@ s_topic_usage (FILE *stream)
 //  Runs one topic request (sub: create, delete, list) on endpoint.
 //  Returns the OK reply, or NULL after printing why (a TOPIC_NOT_FOUND
 //  reply of delete is not printed when quiet_missing; *missing is set).
+static int64_t s_retention_ms = -1;         //  --retention-ms, -1: none
+static int64_t s_retention_bytes = -1;      //  --retention-bytes
+
 static zr_reply_t *
 s_topic_call (const char *endpoint, const char *sub, const char *name,
               int64_t queues, int timeout_ms, bool quiet_missing,
@@ -234,9 +245,15 @@ s_topic_call (const char *endpoint, const char *sub, const char *name,
     if (!client)
         return NULL;
     if (streq (sub, "create")) {
-        zr_enc_t *enc = zr_client_begin (client, "TOPIC_CREATE", 2);
+        zr_enc_t *enc = zr_client_begin (client, "TOPIC_CREATE",
+                                         2 + (s_retention_ms >= 0)
+                                           + (s_retention_bytes >= 0));
         zr_enc_kstr (enc, "topic", name);
         zr_enc_kint (enc, "queues", queues);
+        if (s_retention_ms >= 0)
+            zr_enc_kint (enc, "retention_ms", s_retention_ms);
+        if (s_retention_bytes >= 0)
+            zr_enc_kint (enc, "retention_bytes", s_retention_bytes);
     }
     else
     if (streq (sub, "delete")) {
@@ -338,6 +355,17 @@ zr_cli_topic (int argc, char **argv)
     if (zr_cli_get (&args, "queues") && !streq (sub, "create")) {
         fprintf (stderr, "zrocket topic %s: --queues applies to create "
                  "only\n", sub);
+        goto done;
+    }
+    if (zr_cli_get_int (&args, "retention-ms", -1, 0, INT64_MAX,
+                        &s_retention_ms)
+    ||  zr_cli_get_int (&args, "retention-bytes", -1, 0, INT64_MAX,
+                        &s_retention_bytes))
+        goto done;
+    if ((s_retention_ms >= 0 || s_retention_bytes >= 0)
+    &&  !streq (sub, "create")) {
+        fprintf (stderr, "zrocket topic %s: --retention-ms and "
+                 "--retention-bytes apply to create only\n", sub);
         goto done;
     }
     if (s_check_brokers (&args))

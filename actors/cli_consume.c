@@ -32,6 +32,10 @@ static const zr_cli_opt_t s_opts [] = {
                         "its other members, commit offsets" },
     { "from", "WHERE", "first | last (default) | TIME: where to start" },
     { "count", "N", "stop after N messages (exit 2 if fewer arrive)" },
+    { "tags", "EXPR", "only messages whose tag matches: *, TagA, "
+                      "TagA || TagB (filtered on the broker)" },
+    { "sql", "EXPR", "only messages whose properties match this SQL92 "
+                     "expression, e.g. \"n > 50 AND color = 'red'\"" },
     { "timeout", "SECONDS", "stop after this long without a message "
                             "(default 5)" },
     ZR_CLI_CLIENT_OPTS,
@@ -58,6 +62,9 @@ typedef struct {
     const char *topic;
     const char *group;
     const char *from;
+    const char *filter_type;    //  "tag" or "sql", or NULL: no filter
+    const char *filter;
+    bool bad_filter;            //  the broker refused it
     int timeout_ms;
     zlistx_t *sources;          //  s_source_t *
     zpoller_t *poller;          //  on every source's DEALER
@@ -114,28 +121,70 @@ zr_cli_parse_time (const char *text, int64_t *ms)
     return -1;
 }
 
-//  Sends the PULL of queue q.
+//  Sends the PULL of queue q (with the filter, if any).
 static int
-s_pull (zr_client_t *client, const char *topic, int q, s_queue_t *queue,
+s_pull (s_consume_t *self, zr_client_t *client, int q, s_queue_t *queue,
         int64_t max_count, int wait)
 {
-    zr_enc_t *enc = zr_client_begin (client, "PULL", 5);
-    zr_enc_kstr (enc, "topic", topic);
+    zr_enc_t *enc = zr_client_begin (client, "PULL", self->filter ? 7 : 5);
+    zr_enc_kstr (enc, "topic", self->topic);
     zr_enc_kint (enc, "queue", q);
     zr_enc_kint (enc, "offset", queue->pos);
     zr_enc_kint (enc, "max_count", max_count);
     zr_enc_kint (enc, "wait", wait);
+    if (self->filter) {
+        zr_enc_kstr (enc, "filter_type", self->filter_type);
+        zr_enc_kstr (enc, "filter", self->filter);
+    }
     queue->rid = zr_client_rid (client);
     queue->sent_at = zclock_mono ();
     return zr_client_send (client, NULL, NULL, 0);
+}
+
+//  Has the broker compile the filter: one PULL of queue 0 that reads
+//  nothing when the expression is bad (the broker checks it first).
+//  Returns 0 when the broker accepts it (or there is no filter), 2 after
+//  printing the broker's position and reason in one line, 1 after
+//  printing that no broker answered.
+static int
+s_check_filter (s_consume_t *self, zr_client_t *client, const char *endpoint)
+{
+    if (!self->filter)
+        return 0;
+    zr_enc_t *enc = zr_client_begin (client, "PULL", 7);
+    zr_enc_kstr (enc, "topic", self->topic);
+    zr_enc_kint (enc, "queue", 0);
+    zr_enc_kint (enc, "offset", 0);
+    zr_enc_kint (enc, "max_count", 1);
+    zr_enc_kint (enc, "wait", 0);
+    zr_enc_kstr (enc, "filter_type", self->filter_type);
+    zr_enc_kstr (enc, "filter", self->filter);
+    zr_reply_t *reply = zr_client_call (client, NULL, 0, self->timeout_ms);
+    if (!reply) {
+        fprintf (stderr, "zrocket: no broker answering at %s within %d ms\n",
+                 endpoint, self->timeout_ms);
+        return 1;
+    }
+    int rc = 0;
+    zr_status_t status = zr_reply_status (reply);
+    if (status == ZR_BAD_ARGUMENT || status == ZR_MALFORMED) {
+        const char *reason = zr_reply_reason (reply);
+        fprintf (stderr, "zrocket consume: --%s: %s%s%s\n",
+                 streq (self->filter_type, "sql") ? "sql" : "tags",
+                 zr_reply_status_str (reply), *reason ? ": " : "", reason);
+        rc = 2;
+    }
+    zr_reply_destroy (&reply);
+    return rc;
 }
 
 //  Connects to a broker, reads the topic's queues and where to start in
 //  each, and sends the first PULL of every queue. Returns the source, or
 //  NULL after printing why.
 static s_source_t *
-s_source_open (s_consume_t *self, const char *endpoint)
+s_source_open (s_consume_t *self, const char *endpoint, int *rc)
 {
+    *rc = 1;
     s_source_t *src = (s_source_t *) zmalloc (sizeof *src);
     src->endpoint = strdup (endpoint);
     src->client = zr_client_new (endpoint);
@@ -203,13 +252,18 @@ s_source_open (s_consume_t *self, const char *endpoint)
         }
     }
     zr_reply_destroy (&reply);
+    *rc = s_check_filter (self, src->client, endpoint);
+    if (*rc)
+        goto fail;
+    *rc = 1;
     for (int q = 0; q < src->nqueues; q++)
-        if (s_pull (src->client, self->topic, q, &src->queues [q],
+        if (s_pull (self, src->client, q, &src->queues [q],
                     S_PULL_MAX, 0)) {
             fprintf (stderr, "zrocket: no broker answering at %s\n",
                      endpoint);
             goto fail;
         }
+    *rc = 0;
     return src;
 fail:
     zr_reply_destroy (&reply);
@@ -257,15 +311,60 @@ s_route_sources (s_consume_t *self, const char *nameservers, bool quiet,
         masters++;
         if (s_has_source (self, master))
             continue;
-        s_source_t *src = s_source_open (self, master);
+        int orc;
+        s_source_t *src = s_source_open (self, master, &orc);
         if (src)
             s_source_add (self, src);
+        else
+        if (orc == 2) {
+            self->bad_filter = true;
+            masters = -2;
+            break;
+        }
         else
         if (!quiet)
             masters = -2;
     }
     zr_route_destroy (&route);
     return masters;
+}
+
+//  s_check_filter on the fabric's broker, or through the nameservers on
+//  the first master serving the topic (none yet: nothing to check, the
+//  push consumer waits for the topic).
+static int
+s_check_filter_fabric (s_consume_t *self, zr_cli_fabric_t *fabric)
+{
+    if (!self->filter)
+        return 0;
+    char *endpoint = NULL;
+    if (fabric->nameservers) {
+        char *err = NULL;
+        zr_route_t *route = zr_route_lookup (fabric->nameservers, self->topic,
+                                             self->timeout_ms, &err);
+        zstr_free (&err);
+        for (size_t i = 0; route && i < zr_route_groups (route); i++) {
+            const char *master = zr_route_master (route, i);
+            if (master && *master) {
+                endpoint = strdup (master);
+                break;
+            }
+        }
+        zr_route_destroy (&route);
+        if (!endpoint)
+            return 0;
+    }
+    else
+        endpoint = strdup (fabric->broker);
+    int rc = 1;
+    zr_client_t *client = zr_client_new (endpoint);
+    if (client)
+        rc = s_check_filter (self, client, endpoint);
+    else
+        fprintf (stderr, "zrocket: cannot connect to '%s'\n", endpoint);
+    zr_client_destroy (&client);
+    free (endpoint);
+    return rc;
 }
 
 //  --------------------------------------------------------------------
@@ -320,7 +419,8 @@ s_member_handler (zr_message_t *msg, void *arg)
 //  text. Returns the exit status.
 static int
 s_consume_group (zr_cli_fabric_t *fabric, const char *topic,
-                 const char *group, const char *from, bool has_count,
+                 const char *group, const char *filter_type,
+                 const char *filter, const char *from, bool has_count,
                  int64_t count, int64_t idle_ms)
 {
     s_member_t self;
@@ -356,7 +456,9 @@ s_consume_group (zr_cli_fabric_t *fabric, const char *topic,
     //  Our handler never fails a message: a RETRY only hands one back at
     //  stop, so in-place retries must not run out into the DLQ meanwhile
     zr_push_consumer_set_max_retries (consumer, 1000);
-    if (zr_push_consumer_subscribe (consumer, topic)) {
+    if (filter ? zr_push_consumer_subscribe_filtered (consumer, topic,
+                                                      filter_type, filter)
+               : zr_push_consumer_subscribe (consumer, topic)) {
         fprintf (stderr, "zrocket consume: --topic: '%s' is not a topic "
                  "name\n", topic);
         rc = 2;
@@ -422,7 +524,8 @@ zr_cli_consume (int argc, char **argv)
         zr_cli_usage (stdout,
             "zrocket consume --topic TOPIC [--group GROUP] "
             "[--from first|last|TIME]\n"
-            "                       [--count N] [--timeout SECONDS]",
+            "                       [--tags EXPR | --sql EXPR] [--count N] "
+            "[--timeout SECONDS]",
             "Prints one message body per line, in queue order per queue.\n"
             "Without --group it reads every queue of the topic from --from\n"
             "and commits nothing. With --group it joins the consumer group\n"
@@ -437,12 +540,16 @@ zr_cli_consume (int argc, char **argv)
             "time like 2026-11-22T10:00:00, Z for UTC): messages stored at or\n"
             "after TIME (there is no time index yet: this scans each queue\n"
             "from its oldest message).\n"
+            "--tags and --sql filter on the broker (docs/protocol.md section\n"
+            "14): only matching messages are sent and printed; offsets move\n"
+            "past the others. A malformed expression exits 2 with the\n"
+            "broker's position and reason, before anything is printed.\n"
             "Through a nameserver it reads the queues of every broker group\n"
             "serving the topic (their masters), commits --group offsets on\n"
             "each, and picks up groups that join while it runs.\n"
             "Exit status: 0 after N messages, or at the idle timeout without\n"
-            "--count; 2 when --count was given and fewer arrived; 1 on\n"
-            "errors." ZR_CLI_FABRIC_HELP, s_opts);
+            "--count; 2 when --count was given and fewer arrived, or on a\n"
+            "malformed --tags/--sql; 1 on errors." ZR_CLI_FABRIC_HELP, s_opts);
         rc = 0;
         goto done;
     }
@@ -468,6 +575,22 @@ zr_cli_consume (int argc, char **argv)
                  self.from);
         goto done;
     }
+    const char *tags = zr_cli_get (&args, "tags");
+    const char *sql = zr_cli_get (&args, "sql");
+    if (tags && sql) {
+        fprintf (stderr, "zrocket consume: give --tags or --sql, not "
+                 "both\n");
+        goto done;
+    }
+    if (tags) {
+        self.filter_type = "tag";
+        self.filter = tags;
+    }
+    else
+    if (sql) {
+        self.filter_type = "sql";
+        self.filter = sql;
+    }
     int64_t count;
     if (zr_cli_get_int (&args, "count", 0, 1, INT64_MAX, &count))
         goto done;
@@ -488,15 +611,20 @@ zr_cli_consume (int argc, char **argv)
     if (rc)
         goto done;
     rc = 1;
+    self.timeout_ms = fabric.timeout_ms;
     if (self.group) {
+        //  The push consumer would only log a refused filter: have the
+        //  broker check it first, before anything is printed
+        rc = s_check_filter_fabric (&self, &fabric);
+        if (rc)
+            goto done;
         char *from = since >= 0 ? zsys_sprintf ("%" PRId64, since)
                                 : strdup (self.from);
-        rc = s_consume_group (&fabric, topic, self.group, from, has_count,
-                              count, idle_ms);
+        rc = s_consume_group (&fabric, topic, self.group, self.filter_type,
+                              self.filter, from, has_count, count, idle_ms);
         free (from);
         goto done;
     }
-    self.timeout_ms = fabric.timeout_ms;
     const char *ns = fabric.nameservers;
     int64_t next_refresh = 0;
     if (ns) {
@@ -510,12 +638,14 @@ zr_cli_consume (int argc, char **argv)
             fprintf (stderr, "zrocket consume: no live master broker serves "
                      "topic '%s' (nameservers %s)\n", topic, ns);
         zstr_free (&err);
+        if (self.bad_filter)
+            rc = 2;
         if (masters <= 0)
             goto done;
         next_refresh = zclock_mono () + S_ROUTE_REFRESH;
     }
     else {
-        s_source_t *src = s_source_open (&self, fabric.broker);
+        s_source_t *src = s_source_open (&self, fabric.broker, &rc);
         if (!src)
             goto done;
         s_source_add (&self, src);
@@ -652,7 +782,7 @@ zr_cli_consume (int argc, char **argv)
             int64_t max_count = S_PULL_MAX;
             if (has_count && count - printed < max_count)
                 max_count = count - printed;
-            if (s_pull (src->client, topic, q, queue, max_count,
+            if (s_pull (&self, src->client, q, queue, max_count,
                         pull_wait)) {
                 fprintf (stderr, "zrocket: no broker answering at %s\n",
                          src->endpoint);

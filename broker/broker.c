@@ -2164,6 +2164,85 @@ s_encode_member_id (const zr_groups_member_t *member, void *arg)
     zr_enc_str ((zr_enc_t *) arg, member->client_id);
 }
 
+//  HEARTBEAT's optional subscriptions (sections 11 and 14): an array
+//  of {topic, filter_type?, filter} maps naming topics of `topics`.
+//  Returns NULL (none), per topic "tag:EXPR"/"sql:EXPR" or NULL
+//  (caller frees), or S_FILTERS_BAD after replying BAD_ARGUMENT (with
+//  `position` for a malformed expression) or MALFORMED.
+#define S_FILTERS_BAD ((char **) -1)
+static char **
+s_heartbeat_filters (broker_t *self, route_t *route, const zr_obj_t *h,
+                     const char **topics, size_t count)
+{
+    const zr_obj_t *list = zr_obj_get (h, "subscriptions");
+    if (!list)
+        return NULL;
+    if (!zr_obj_is_array (list)) {
+        s_reply_error (self, route, ZR_MALFORMED,
+                       "field 'subscriptions' must be an array of maps");
+        return S_FILTERS_BAD;
+    }
+    char **filters = (char **) zmalloc ((count ? count : 1)
+                                        * sizeof (char *));
+    for (size_t i = 0; i < zr_obj_size (list); i++) {
+        const zr_obj_t *sub = zr_obj_at (list, i);
+        const char *topic, *type = "tag", *expr;
+        size_t topic_len, type_len = 3, expr_len;
+        int trc = zr_field_str (sub, "filter_type", &type, &type_len);
+        if (zr_field_str (sub, "topic", &topic, &topic_len) != ZR_FIELD_OK
+        ||  zr_field_str (sub, "filter", &expr, &expr_len) != ZR_FIELD_OK
+        ||  (trc != ZR_FIELD_OK && trc != ZR_FIELD_MISSING)) {
+            s_reply_error (self, route, ZR_MALFORMED, "subscriptions[%zu] "
+                           "must be a map of strings topic, filter_type, "
+                           "filter", i);
+            goto bad;
+        }
+        if (trc == ZR_FIELD_MISSING) {
+            type = "tag";
+            type_len = 3;
+        }
+        size_t t = 0;
+        while (t < count && !(strlen (topics [t]) == topic_len
+                              && memcmp (topics [t], topic, topic_len) == 0))
+            t++;
+        if (t == count) {
+            s_reply_error (self, route, ZR_BAD_ARGUMENT, "subscriptions[%zu]: "
+                           "topic '%.*s' is not in topics", i,
+                           (int) (topic_len > 64 ? 64 : topic_len), topic);
+            goto bad;
+        }
+        char type_z [8];
+        if (type_len >= sizeof type_z) {
+            s_reply_error (self, route, ZR_BAD_ARGUMENT, "subscriptions[%zu]: "
+                           "filter_type must be tag or sql", i);
+            goto bad;
+        }
+        memcpy (type_z, type, type_len);
+        type_z [type_len] = 0;
+        char err [256];
+        if (!zr_filter_cache_get (self->filters, type_z, expr, expr_len, err,
+                                  sizeof err)) {
+            int position = 0;
+            sscanf (err, "position %d:", &position);
+            char *reason = zsys_sprintf ("subscriptions[%zu]: %s", i, err);
+            s_reply_begin (self, route, ZR_BAD_ARGUMENT, reason, 1);
+            zstr_free (&reason);
+            zr_enc_kint (self->enc, "position", position);
+            s_send_reply (self, route, NULL);
+            goto bad;
+        }
+        free (filters [t]);
+        filters [t] = zsys_sprintf ("%s:%.*s", *type_z ? type_z : "tag",
+                                    (int) expr_len, expr);
+    }
+    return filters;
+bad:
+    for (size_t i = 0; i < count; i++)
+        free (filters [i]);
+    free (filters);
+    return S_FILTERS_BAD;
+}
+
 static void
 s_cmd_heartbeat (broker_t *self, route_t *route, const zr_obj_t *h)
 {
@@ -2192,6 +2271,7 @@ s_cmd_heartbeat (broker_t *self, route_t *route, const zr_obj_t *h)
                        ZR_GROUPS_TOPICS_MAX);
         return;
     }
+    char **filters = NULL;
     char (*names) [ZR_NAME_MAX + 1] = (char (*) [ZR_NAME_MAX + 1])
         zmalloc ((count ? count : 1) * (ZR_NAME_MAX + 1));
     const char **topics = (const char **)
@@ -2214,10 +2294,16 @@ s_cmd_heartbeat (broker_t *self, route_t *route, const zr_obj_t *h)
         names [i][len] = 0;
         topics [i] = names [i];
     }
+    filters = s_heartbeat_filters (self, route, h, topics, count);
+    if (filters == S_FILTERS_BAD)
+        goto done;
     int rc = zr_groups_heartbeat (self->groups, group, client_id, topics,
                                   count, streq (mode, "broadcast"),
                                   route->identity, route->identity_size,
                                   route->delimiter, zclock_mono ());
+    if (rc != ZR_GROUPS_FULL)
+        zr_groups_set_filters (self->groups, group, client_id,
+                               (const char *const *) filters, count);
     if (rc == ZR_GROUPS_FULL) {
         s_reply_error (self, route, ZR_BUSY,
                        "group '%s' has %d members (or the broker %d): "
@@ -2238,6 +2324,11 @@ s_cmd_heartbeat (broker_t *self, route_t *route, const zr_obj_t *h)
     if (rc == 1)
         s_notify_members (group, version, self);
 done:
+    if (filters && filters != S_FILTERS_BAD) {
+        for (size_t i = 0; i < count; i++)
+            free (filters [i]);
+        free (filters);
+    }
     free (topics);
     free (names);
 }
@@ -2405,12 +2496,28 @@ s_status_member (const zr_groups_member_t *member, void *arg)
 {
     status_t *st = (status_t *) arg;
     zr_enc_t *enc = st->self->enc;
-    zr_enc_map (enc, 4);
+    size_t subs = 0;
+    for (size_t i = 0; member->filters && i < member->topic_count; i++)
+        subs += member->filters [i] != NULL;
+    zr_enc_map (enc, subs ? 5 : 4);
     zr_enc_kstr (enc, "client_id", member->client_id);
     zr_enc_str (enc, "topics");
     zr_enc_array (enc, member->topic_count);
     for (size_t i = 0; i < member->topic_count; i++)
         zr_enc_str (enc, member->topics [i]);
+    if (subs) {                 //  HEARTBEAT subscriptions (section 11)
+        zr_enc_str (enc, "subscriptions");
+        zr_enc_array (enc, subs);
+        for (size_t i = 0; i < member->topic_count; i++) {
+            const char *f = member->filters [i];
+            if (!f)
+                continue;
+            zr_enc_map (enc, 3);
+            zr_enc_kstr (enc, "topic", member->topics [i]);
+            zr_enc_kstr (enc, "filter_type", f [0] == 's' ? "sql" : "tag");
+            zr_enc_kstr (enc, "filter", f + 4);
+        }
+    }
     zr_enc_kstr (enc, "mode", member->broadcast ? "broadcast"
                                                 : "clustering");
     zr_enc_kint (enc, "age_ms", st->now - member->last_seen);

@@ -10,6 +10,7 @@ typedef struct {
     char *client_id;
     char **topics;
     size_t topic_count;
+    char **filters;         //  per topic "tag:EXPR"/"sql:EXPR" or NULL
     bool broadcast;
     uint8_t identity [ZR_GROUPS_IDENTITY_MAX];
     size_t identity_size;
@@ -43,10 +44,21 @@ struct _zr_groups_t {
 //  Items
 
 static void
+s_member_filters_free (member_t *self)
+{
+    if (self->filters)
+        for (size_t i = 0; i < self->topic_count; i++)
+            free (self->filters [i]);
+    free (self->filters);
+    self->filters = NULL;
+}
+
+static void
 s_member_destroy (member_t **self_p)
 {
     if (*self_p) {
         member_t *self = *self_p;
+        s_member_filters_free (self);
         for (size_t i = 0; i < self->topic_count; i++)
             free (self->topics [i]);
         free (self->topics);
@@ -228,6 +240,7 @@ zr_groups_heartbeat (zr_groups_t *self, const char *group_name,
         changed = true;
     }
     if (!s_same_topics (member, topics, topic_count)) {
+        s_member_filters_free (member);
         for (size_t i = 0; i < member->topic_count; i++)
             free (member->topics [i]);
         free (member->topics);
@@ -249,6 +262,29 @@ zr_groups_heartbeat (zr_groups_t *self, const char *group_name,
     if (changed)
         s_group_changed (self, group);
     return changed ? 1 : 0;
+}
+
+int
+zr_groups_set_filters (zr_groups_t *self, const char *group_name,
+                       const char *client_id, const char *const *filters,
+                       size_t count)
+{
+    assert (self);
+    group_t *group = (group_t *) zhashx_lookup (self->groups, group_name);
+    member_t *member = group
+        ? (member_t *) zhashx_lookup (group->members, client_id) : NULL;
+    if (!member || (filters && count != member->topic_count))
+        return -1;
+    s_member_filters_free (member);
+    bool any = false;
+    for (size_t i = 0; filters && i < count; i++)
+        any = any || filters [i];
+    if (any) {
+        member->filters = (char **) zmalloc (sizeof (char *) * count);
+        for (size_t i = 0; i < count; i++)
+            member->filters [i] = filters [i] ? strdup (filters [i]) : NULL;
+    }
+    return 0;
 }
 
 int
@@ -382,7 +418,7 @@ zr_groups_members (zr_groups_t *self, const char *group_name,
         zr_groups_member_t view = {
             m->client_id, (const char *const *) m->topics, m->topic_count,
             m->broadcast, m->identity, m->identity_size, m->delimiter,
-            m->last_seen
+            m->last_seen, (const char *const *) m->filters
         };
         fn (&view, arg);
     }

@@ -53,6 +53,9 @@ typedef struct {
     size_t identity_size;
     bool delimiter;                 //  REQ peer: needs an empty frame
     int64_t last_seen;              //  monotonic ms of last HEARTBEAT
+    //  per topic "tag:EXPR" / "sql:EXPR" or NULL (no filter); the whole
+    //  array NULL when no topic has one (HEARTBEAT subscriptions)
+    const char *const *filters;
 } zr_groups_member_t;
 
 //  Creates an empty table. Tokens start at a random point, so tokens of
@@ -76,6 +79,16 @@ int
                          size_t topic_count, bool broadcast,
                          const void *identity, size_t identity_size,
                          bool delimiter, int64_t now);
+
+//  Records the filters of a member's topics (display only: HEARTBEAT
+//  subscriptions, shown by GROUP_STATUS): filters has one entry per
+//  topic of its last heartbeat, in the same order ("tag:EXPR",
+//  "sql:EXPR" or NULL), or is NULL for none. A change of topics drops
+//  them. Returns 0, or -1 for an unknown member or a count mismatch.
+int
+    zr_groups_set_filters (zr_groups_t *self, const char *group,
+                           const char *client_id, const char *const *filters,
+                           size_t count);
 
 //  Removes a member and releases every lease it holds in that group.
 //  Returns 1 when it was a member (the version moved), 0 when not.

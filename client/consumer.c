@@ -122,6 +122,10 @@ zr_pull_destroy (zr_pull_t **self_p)
     *self_p = NULL;
 }
 
+static zr_pull_t *
+    s_pull_result (zr_consumer_t *self, const char *cmd, int timeout,
+                   int64_t offset);
+
 zr_pull_t *
 zr_consumer_pull (zr_consumer_t *self, const char *topic, int queue,
                   int64_t offset, int max_count, int wait_ms)
@@ -144,11 +148,21 @@ zr_consumer_pull (zr_consumer_t *self, const char *topic, int queue,
         zr_enc_kstr (enc, "filter_type", self->filter_type);
         zr_enc_kstr (enc, "filter", self->filter);
     }
-    zr_reply_t *reply = s_call (self, wait_ms + self->timeout);
+    return s_pull_result (self, "PULL", wait_ms + self->timeout, offset);
+}
+
+//  Sends the request begun on self->client and makes the result of its
+//  reply: status, reason, next/min/max and msgs with their bodies (PULL
+//  and FIND). offset: next when the reply has none.
+static zr_pull_t *
+s_pull_result (zr_consumer_t *self, const char *cmd, int timeout,
+               int64_t offset)
+{
+    zr_reply_t *reply = s_call (self, timeout);
     if (!reply) {
         char reason [256];
         snprintf (reason, sizeof (reason), "no reply from %s within %d ms",
-                  zr_client_endpoint (self->client), wait_ms + self->timeout);
+                  zr_client_endpoint (self->client), timeout);
         return s_pull_new (ZR_TIMEOUT, reason, offset);
     }
     zr_status_t status = zr_reply_status (reply);
@@ -175,8 +189,8 @@ zr_consumer_pull (zr_consumer_t *self, const char *topic, int queue,
     if (status == ZR_OK && msgs && zr_obj_is_array (msgs)) {
         size_t count = zr_obj_size (msgs);
         if (count != zr_reply_bodies (reply)) {
-            zsys_warning ("consumer: PULL from %s: %zu messages, %zu bodies",
-                          zr_client_endpoint (self->client), count,
+            zsys_warning ("consumer: %s from %s: %zu messages, %zu bodies",
+                          cmd, zr_client_endpoint (self->client), count,
                           zr_reply_bodies (reply));
             pull->status = ZR_MALFORMED;
             zstr_free (&pull->reason);
@@ -191,8 +205,8 @@ zr_consumer_pull (zr_consumer_t *self, const char *topic, int queue,
             zr_message_t *msg = zr_message_from_wire (zr_obj_at (msgs, i),
                                                       zr_reply_body (reply, i));
             if (!msg) {
-                zsys_warning ("consumer: PULL from %s: message %zu unreadable",
-                              zr_client_endpoint (self->client), i);
+                zsys_warning ("consumer: %s from %s: message %zu unreadable",
+                              cmd, zr_client_endpoint (self->client), i);
                 continue;
             }
             pull->msgs [pull->count++] = msg;
@@ -200,6 +214,25 @@ zr_consumer_pull (zr_consumer_t *self, const char *topic, int queue,
     }
     zr_reply_destroy (&reply);
     return pull;
+}
+
+zr_pull_t *
+zr_consumer_find (zr_consumer_t *self, const char *topic, const char *id,
+                  const char *key, int max_count)
+{
+    assert (self);
+    if (!topic || (id == NULL) == (key == NULL))
+        return NULL;
+    zr_enc_t *enc = zr_client_begin (self->client, "FIND",
+                                     max_count > 0 ? 3 : 2);
+    zr_enc_kstr (enc, "topic", topic);
+    if (id)
+        zr_enc_kstr (enc, "id", id);
+    else
+        zr_enc_kstr (enc, "key", key);
+    if (max_count > 0)
+        zr_enc_kint (enc, "max_count", max_count);
+    return s_pull_result (self, "FIND", self->timeout, -1);
 }
 
 zr_status_t

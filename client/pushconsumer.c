@@ -492,7 +492,9 @@ s_request (broker_t *b, pkind_t kind, pqueue_t *q, btopic_t *t,
 static void
 s_send_heartbeat (self_t *self, broker_t *b)
 {
-    zr_enc_t *enc = zr_client_begin (b->client, "HEARTBEAT", 4);
+    size_t nfilters = zhashx_size (self->s.filters);
+    zr_enc_t *enc = zr_client_begin (b->client, "HEARTBEAT",
+                                     nfilters ? 5 : 4);
     zr_enc_kstr (enc, "group", self->s.group);
     zr_enc_kstr (enc, "client_id", self->s.client_id);
     zr_enc_str (enc, "topics");
@@ -501,6 +503,18 @@ s_send_heartbeat (self_t *self, broker_t *b)
          t = (char *) zlist_next (self->s.topics))
         zr_enc_str (enc, t);
     zr_enc_kstr (enc, "mode", self->s.broadcast ? "broadcast" : "clustering");
+    if (nfilters) {             //  shown by GROUP_STATUS (section 11)
+        zr_enc_str (enc, "subscriptions");
+        zr_enc_array (enc, nfilters);
+        for (const char *f = (const char *) zhashx_first (self->s.filters);
+             f; f = (const char *) zhashx_next (self->s.filters)) {
+            zr_enc_map (enc, 3);
+            zr_enc_kstr (enc, "topic",
+                         (const char *) zhashx_cursor (self->s.filters));
+            zr_enc_kstr (enc, "filter_type", f [0] == 's' ? "sql" : "tag");
+            zr_enc_kstr (enc, "filter", f + 4);
+        }
+    }
     if (s_request (b, P_HEARTBEAT, NULL, NULL, NULL, 0, ZR_PUSH_REQ_TIMEOUT)
         == 0)
         b->heartbeat_pending = true;

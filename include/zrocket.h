@@ -351,6 +351,16 @@ int
     zr_consumer_set_filter (zr_consumer_t *self, const char *type,
                             const char *expr);
 
+//  Looks messages up by producer-assigned id or by key, through the
+//  broker's indexes (FIND, docs/protocol.md section 15): give exactly
+//  one of id and key. Returns up to max_count (<= 0: the broker's
+//  default, 32) messages in (queue, offset) order; an id or key that
+//  matches nothing is ZR_OK with no messages. NULL on bad arguments;
+//  check zr_pull_status (zr_pull_next/_min/_max are -1).
+zr_pull_t *
+    zr_consumer_find (zr_consumer_t *self, const char *topic,
+                      const char *id, const char *key, int max_count);
+
 //  Number of queues of a topic, or -1 (unknown topic, timeout).
 int
     zr_consumer_queues (zr_consumer_t *self, const char *topic);

@@ -206,6 +206,56 @@ s_run (fixture_t *f, const char *topic, const char *group, const char *type,
        &&  zclock_mono () < deadline)
         zclock_sleep (50);
     assert_true (lag_zero);
+
+    //  GROUP_STATUS shows the member's subscription (HEARTBEAT
+    //  subscriptions)
+    zr_client_t *client = zr_client_new (f->endpoint);
+    zr_enc_t *e = zr_client_begin (client, "GROUP_STATUS", 1);
+    zr_enc_kstr (e, "group", group);
+    zr_reply_t *r = zr_client_call (client, NULL, 0, 3000);
+    assert_non_null (r);
+    assert_int_equal (zr_reply_status (r), ZR_OK);
+    const zr_obj_t *members = zr_obj_get (zr_reply_header (r), "members");
+    assert_int_equal (zr_obj_size (members), 1);
+    const zr_obj_t *subs = zr_obj_get (zr_obj_at (members, 0),
+                                       "subscriptions");
+    assert_int_equal (zr_obj_size (subs), 1);
+    char buf [256];
+    assert_int_equal (zr_field_strbuf (zr_obj_at (subs, 0), "topic", buf,
+                                       sizeof buf), ZR_FIELD_OK);
+    assert_string_equal (buf, topic);
+    assert_int_equal (zr_field_strbuf (zr_obj_at (subs, 0), "filter_type",
+                                       buf, sizeof buf), ZR_FIELD_OK);
+    assert_string_equal (buf, type);
+    assert_int_equal (zr_field_strbuf (zr_obj_at (subs, 0), "filter", buf,
+                                       sizeof buf), ZR_FIELD_OK);
+    assert_string_equal (buf, expr);
+    zr_reply_destroy (&r);
+
+    //  A HEARTBEAT with a malformed subscription is refused, with the
+    //  position
+    e = zr_client_begin (client, "HEARTBEAT", 4);
+    zr_enc_kstr (e, "group", group);
+    zr_enc_kstr (e, "client_id", "intruder");
+    zr_enc_str (e, "topics");
+    zr_enc_array (e, 1);
+    zr_enc_str (e, topic);
+    zr_enc_str (e, "subscriptions");
+    zr_enc_array (e, 1);
+    zr_enc_map (e, 3);
+    zr_enc_kstr (e, "topic", topic);
+    zr_enc_kstr (e, "filter_type", "sql");
+    zr_enc_kstr (e, "filter", "a = ");
+    r = zr_client_call (client, NULL, 0, 3000);
+    assert_non_null (r);
+    assert_int_equal (zr_reply_status (r), ZR_BAD_ARGUMENT);
+    int64_t position = 0;
+    assert_int_equal (zr_field_int (zr_reply_header (r), "position",
+                                    &position), ZR_FIELD_OK);
+    assert_int_equal (position, 5);
+    zr_reply_destroy (&r);
+    zr_client_destroy (&client);
+
     zr_push_consumer_stop (pc);
     assert_true (s_lag_zero (f, c, group, topic));
     zr_consumer_destroy (&c);
@@ -245,8 +295,9 @@ static void
 test_bad_filter (void **state)
 {
     fixture_t *f = (fixture_t *) *state;
-    //  A bad type is refused locally; a malformed expression fails every
-    //  PULL on the broker, so nothing is delivered
+    //  A bad type is refused locally; a malformed expression is refused
+    //  by the broker at HEARTBEAT (and at every PULL), so the member
+    //  never joins and nothing is delivered
     zr_push_consumer_t *pc = zr_push_consumer_new (f->fabric, "gbad");
     assert_non_null (pc);
     assert_int_equal (zr_push_consumer_subscribe_filtered (pc, "pfbad",
