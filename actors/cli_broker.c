@@ -219,9 +219,13 @@ s_run (const char *cmd, int argc, char **argv, bool dev)
                                                     * sizeof *table);
     memcpy (table, zr_broker_settings, (count + 1) * sizeof *table);
     if (dev)
-        for (size_t i = 0; i < count; i++)
+        for (size_t i = 0; i < count; i++) {
             if (streq (table [i].name, "auto-create"))
                 table [i].dflt = "true";
+            //  dev binds no replication port (issue #3)
+            if (streq (table [i].name, "replication"))
+                table [i].dflt = "none";
+        }
 
     for (int i = 1; i < argc; i++)
         if (streq (argv [i], "--help") || streq (argv [i], "-h")) {
