@@ -56,11 +56,12 @@ const zr_setting_t zr_broker_settings [] = {
       "roll back a transaction after this many unanswered checks" },
     { "producer-expiry-ms", ZR_SETTING_INT, "3000", NULL,
       "drop a transactional producer not heard from for this long, ms" },
-    { "role", ZR_SETTING_STR, "master", NULL,
-      "master or slave; a role kept in the data directory wins" },
-    { "replication", ZR_SETTING_STR, "async", NULL,
+    { "role", ZR_SETTING_STR, NULL, NULL,
+      "master (default) or slave; a role kept in the data directory "
+      "wins" },
+    { "replication", ZR_SETTING_STR, NULL, NULL,
       "sync (answer sends once the in-sync slaves have them), async or "
-      "none" },
+      "none (default: async when --group or --role is given, else none)" },
     { "ha-port", ZR_SETTING_INT, "0", NULL,
       "replication port (catch-up and acks; the stream uses the next "
       "one); 0: the broker port + 1, or ephemeral ports for port *" },
@@ -79,6 +80,18 @@ const zr_setting_t zr_broker_settings [] = {
       "replication stream send high-water mark (tests make it tiny)" },
     { "ha-rcvhwm", ZR_SETTING_INT, "100000", NULL,
       "slave: replication stream receive high-water mark" },
+    { "failover", ZR_SETTING_BOOL, "false", NULL,
+      "automatic failover: leases and votes from the nameservers (an "
+      "explicit --nameserver list); a slave campaigns when its master "
+      "is silent for master-dead-ms" },
+    { "ha-heartbeat-ms", ZR_SETTING_INT, "300", NULL,
+      "failover: HA heartbeat period to the nameservers, ms" },
+    { "master-dead-ms", ZR_SETTING_INT, "3000", NULL,
+      "failover: a slave campaigns after its master's stream has been "
+      "silent this long, ms" },
+    { "broker-id", ZR_SETTING_STR, "auto", NULL,
+      "this broker's id in its group (kept across role changes); auto: "
+      "0 for a master, 1 for a slave" },
     { "nameserver", ZR_SETTING_STR, "auto", NULL,
       "nameservers to register with, comma-separated tcp:// endpoints; "
       "auto: 127.0.0.1:9876 if it answers, else beacons; none: no "

@@ -37,6 +37,7 @@
 #include "broker/delay.h"
 #include "broker/groups.h"
 #include "broker/repl.h"
+#include "broker/failover.h"
 #include "broker/filter.h"
 #include "broker/txn.h"
 
@@ -157,6 +158,19 @@ typedef struct {
     zr_retry_t *retry;      //  retry delays, next timer (broker/retry.c)
     zr_repl_t *repl;        //  replication (broker/repl.c), or NULL
     zlistx_t *sync_parked;  //  sync_t: SEND replies awaiting the slaves
+    zr_failover_t *failover;    //  leases and votes (broker/failover.c)
+    bool failover_on;           //  setting failover
+    int64_t ha_heartbeat_ms;
+    int64_t master_dead_ms;
+    int64_t broker_id;          //  setting broker-id (resolved at start)
+    char *repl_bind;            //  setting bind, for a new repl on promotion
+    char *fo_isr;               //  last in-sync ids told to failover
+    uint64_t fo_hwm;            //  last HWM told
+    int64_t fo_since;           //  slave: when following began, mono ms
+    int64_t fo_next;            //  slave: next campaign allowed, mono ms
+    int64_t fo_told;            //  last STATE sent, mono ms
+    bool fo_master;             //  role last told
+    int64_t fo_epoch;           //  epoch last told
     //  retention and lookup (broker/retention.c, protocol section 15)
     zr_retention_t *retention;
     int64_t default_retention_ms;
@@ -636,6 +650,12 @@ s_batch_fill (broker_t *self)
     self->recbuf_size = 0;
 }
 
+static bool
+    s_failover_may_ack (broker_t *self, zr_status_t *status,
+                        const char **why, char *reason, size_t size);
+static bool
+    s_failover_refuse (broker_t *self, route_t *route);
+
 //  Replication (broker/repl.c, protocol section 16): in sync mode a
 //  committed send is answered once the in-sync set has its batch.
 typedef struct {
@@ -653,6 +673,9 @@ static void
 s_sync_reply (broker_t *self, sync_t *s, zr_status_t status,
               const char *reason)
 {
+    char why [256];
+    if (status == ZR_SEND_OK)
+        s_failover_may_ack (self, &status, &reason, why, sizeof why);
     s_reply_begin (self, &s->route, status, reason, 6);
     zr_enc_kstr (self->enc, "id", s->id);
     zr_enc_kstr (self->enc, "store_id", s->store_id);
@@ -783,7 +806,11 @@ s_batch_commit (broker_t *self)
             if (s_sync_park (self, &p->route, p->id, store_id, p->topic,
                              p->queue, p->offset))
                 continue;
-            s_reply_begin (self, &p->route, ZR_SEND_OK, NULL, 6);
+            zr_status_t st = ZR_SEND_OK;
+            const char *why = NULL;
+            char reason [256];
+            s_failover_may_ack (self, &st, &why, reason, sizeof reason);
+            s_reply_begin (self, &p->route, st, why, 6);
             zr_enc_kstr (self->enc, "id", p->id);
             zr_enc_kstr (self->enc, "store_id", store_id);
             zr_enc_kstr (self->enc, "topic", p->topic->name);
@@ -792,7 +819,8 @@ s_batch_commit (broker_t *self)
             zr_enc_kstr (self->enc, "flush",
                          self->flush_sync ? "sync" : "async");
             s_send_reply (self, &p->route, NULL);
-            self->stats.sends_ok++;
+            if (st == ZR_SEND_OK)
+                self->stats.sends_ok++;
         }
         else {
             s_reply_error (self, &p->route, ZR_STORE_ERROR,
@@ -824,8 +852,9 @@ s_state_changed (broker_t *self)
     zr_enc_t *e = zr_enc_new ();
     zr_enc_map (e, 6);
     zr_enc_kstr (e, "group", zr_store_group (self->store));
-    zr_enc_kint (e, "broker_id", 0);
-    zr_enc_kstr (e, "role", "master");
+    zr_enc_kint (e, "broker_id", self->broker_id);
+    zr_enc_kstr (e, "role", zr_repl_is_slave (self->repl) ? "slave"
+                                                         : "master");
     zr_enc_kint (e, "epoch", (int64_t) zr_store_epoch (self->store));
     zr_enc_str (e, "endpoints");
     zr_enc_array (e, zlistx_size (self->endpoints));
@@ -3118,7 +3147,11 @@ s_cmd_send_batch (broker_t *self, route_t *route, const zr_obj_t *h,
     }
     self->stats.sends_ok += count;
     self->stats.bytes_in += total;
-    s_reply_begin (self, route, ZR_SEND_OK, NULL, 5);
+    zr_status_t fo_st = ZR_SEND_OK;
+    const char *fo_why = NULL;
+    char fo_reason [256];
+    s_failover_may_ack (self, &fo_st, &fo_why, fo_reason, sizeof fo_reason);
+    s_reply_begin (self, route, fo_st, fo_why, 5);
     zr_enc_kstr (self->enc, "topic", topic->name);
     zr_enc_kint (self->enc, "queue", queue);
     zr_enc_kint (self->enc, "count", (int64_t) count);
@@ -3188,7 +3221,11 @@ s_delay_send (broker_t *self, route_t *route, const zr_obj_t *h,
     zr_retry_timer_added (self->retry, due);
     self->stats.sends_ok++;
     self->stats.bytes_in += body_size;
-    s_reply_begin (self, route, ZR_SEND_OK, NULL, 4);
+    zr_status_t fo_st = ZR_SEND_OK;
+    const char *fo_why = NULL;
+    char fo_reason [256];
+    s_failover_may_ack (self, &fo_st, &fo_why, fo_reason, sizeof fo_reason);
+    s_reply_begin (self, route, fo_st, fo_why, 4);
     zr_enc_kstr (self->enc, "id", id);
     zr_enc_kstr (self->enc, "topic", topic->name);
     zr_enc_kint (self->enc, "deliver_at", due);
@@ -3608,7 +3645,11 @@ s_txn_send (broker_t *self, route_t *route, const zr_obj_t *h,
     }
     self->stats.sends_ok++;
     self->stats.bytes_in += body_size;
-    s_reply_begin (self, route, ZR_SEND_OK, NULL, 5);
+    zr_status_t fo_st = ZR_SEND_OK;
+    const char *fo_why = NULL;
+    char fo_reason [256];
+    s_failover_may_ack (self, &fo_st, &fo_why, fo_reason, sizeof fo_reason);
+    s_reply_begin (self, route, fo_st, fo_why, 5);
     zr_enc_kstr (self->enc, "id", id);
     zr_enc_kstr (self->enc, "txn_id", txn_id);
     zr_enc_kstr (self->enc, "topic", topic->name);
@@ -3953,6 +3994,9 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
         s_send_reply (self, &route, NULL);
         goto done;
     }
+    if (self->failover && s_repl_write_cmd (cmd) && s_failover_refuse (self,
+                                                                   &route))
+        goto done;
     if (streq (cmd, "SEND")) {
         s_cmd_send (self, &route, h, bodies, body_count);
         if ((int) self->pending_count >= self->batch_max)
@@ -4178,6 +4222,54 @@ s_setting_int (broker_t *self, const char *name, int64_t lo, int64_t hi,
     return 0;
 }
 
+//  --------------------------------------------------------------------
+//  Failover hooks (broker/failover.c, protocol section 16)
+
+static int
+s_failover_configure (broker_t *self, char **err)
+{
+    const char *on = zr_setting_get (self->cfg, "broker", zr_broker_settings,
+                                     "failover");
+    if (zr_setting_parse_bool (on, &self->failover_on)) {
+        *err = zsys_sprintf ("setting failover: '%s' is not true or false",
+                             on ? on : "");
+        return -1;
+    }
+    if (s_setting_int (self, "ha-heartbeat-ms", 10, 3600000,
+                       &self->ha_heartbeat_ms, err)
+    ||  s_setting_int (self, "master-dead-ms", 10, 36000000,
+                       &self->master_dead_ms, err))
+        return -1;
+    const char *id = zr_setting_get (self->cfg, "broker", zr_broker_settings,
+                                     "broker-id");
+    self->broker_id = -1;
+    if (id && strneq (id, "auto")
+    &&  s_setting_int (self, "broker-id", 0, 1000000, &self->broker_id,
+                       err))
+        return -1;
+    if (self->failover_on && (streq (self->nameservers, "auto")
+                          ||  streq (self->nameservers, "none"))) {
+        *err = strdup ("setting failover: needs an explicit --nameserver "
+                       "list (leases and votes need a known majority)");
+        return -1;
+    }
+    return 0;
+}
+
+//  True when a write may be acknowledged now; else sets *status to
+//  NOT_MASTER and *reason (reason buffer of size bytes).
+static bool
+s_failover_may_ack (broker_t *self, zr_status_t *status, const char **why,
+                    char *reason, size_t size)
+{
+    if (!self->failover || zr_failover_may_ack (self->failover, reason,
+                                                size))
+        return true;
+    *status = ZR_NOT_MASTER;
+    *why = reason;
+    return false;
+}
+
 static int
 s_configure (broker_t *self, char **err)
 {
@@ -4282,7 +4374,7 @@ s_configure (broker_t *self, char **err)
                              self->cluster);
         return -1;
     }
-    return 0;
+    return s_failover_configure (self, err);
 }
 
 //  The HA (replication) endpoint: --ha-port on the bind host, or the
@@ -4324,19 +4416,168 @@ s_repl_start (broker_t *self, const char *bind, char **err)
                                ha_port);
     char *client = zr_transport_advertise (
         (const char *) zlistx_first (self->endpoints));
+    //  Replication costs a standalone broker about 20 % of its async
+    //  produce rate (docs/benchmarks.md): off unless asked for or the
+    //  broker is part of a group (--group, --role).
+    const char *role = zr_setting_get (self->cfg, "broker",
+                                       zr_broker_settings, "role");
+    const char *mode = zr_setting_get (self->cfg, "broker",
+                                       zr_broker_settings, "replication");
+    if (!mode || !*mode)
+        mode = role || zr_setting_get (self->cfg, "broker",
+                                       zr_broker_settings, "group")
+             ? "async" : "none";
     zr_repl_opts_t opts = {
-        zr_setting_get (self->cfg, "broker", zr_broker_settings, "role"),
-        zr_setting_get (self->cfg, "broker", zr_broker_settings,
-                        "replication"),
+        role, mode,
         ha_bind,
         zr_setting_get (self->cfg, "broker", zr_broker_settings, "master"),
         client ? client : "", (int) min_insync, (int) lag, (int) ack, keep,
-        (int) sndhwm, (int) rcvhwm, self->flush_sync
+        (int) sndhwm, (int) rcvhwm, self->flush_sync,
+        self->failover_on ? self->broker_id : -1
     };
     self->repl = zr_repl_new (self->store, &opts, err);
     zstr_free (&ha_bind);
     zstr_free (&client);
     return self->repl ? 0 : -1;
+}
+
+//  Replies NOT_MASTER and returns true when a write may not be taken now
+//  (fenced, or no majority of leases).
+static bool
+s_failover_refuse (broker_t *self, route_t *route)
+{
+    char reason [256];
+    if (zr_failover_may_ack (self->failover, reason, sizeof reason))
+        return false;
+    s_reply_begin (self, route, ZR_NOT_MASTER, reason, 1);
+    zr_enc_kstr (self->enc, "master", "");
+    s_send_reply (self, route, NULL);
+    return true;
+}
+
+//  Tells the failover actor our role, epoch, HWM and in-sync set when
+//  they changed (the HWM at most every 50 ms).
+static void
+s_failover_tell (broker_t *self, bool force)
+{
+    bool master = !zr_repl_is_slave (self->repl);
+    int64_t epoch = (int64_t) zr_store_epoch (self->store);
+    uint64_t hwm = self->repl ? zr_repl_hwm (self->repl)
+                              : zr_store_seq (self->store);
+    char *isr = master && self->repl ? zr_repl_isr_ids (self->repl)
+                                     : strdup ("");
+    int64_t now = zclock_mono ();
+    bool term = master != self->fo_master || epoch != self->fo_epoch;
+    bool moved = hwm != self->fo_hwm
+              || !self->fo_isr || strneq (isr, self->fo_isr);
+    if (force || term || (moved && now - self->fo_told >= 50)) {
+        zr_failover_state (self->failover, master, epoch,
+                           (int64_t) (master ? hwm
+                                             : zr_store_seq (self->store)),
+                           isr);
+        self->fo_master = master;
+        self->fo_epoch = epoch;
+        self->fo_hwm = hwm;
+        self->fo_told = now;
+        free (self->fo_isr);
+        self->fo_isr = isr;
+        isr = NULL;
+    }
+    free (isr);
+}
+
+//  Elected master of epoch: stop following, persist (epoch, master) and
+//  the epoch history, start the master stream, re-register.
+static void
+s_failover_promote (broker_t *self, int64_t epoch)
+{
+    char *err = NULL;
+    zr_repl_destroy (&self->repl);
+    if (zr_repl_promote_store (self->store, (uint64_t) epoch, &err)
+    ||  s_repl_start (self, self->repl_bind, &err)) {
+        zsys_error ("failover: promotion to master of epoch %" PRId64
+                    " failed: %s", epoch, err ? err : "?");
+        zstr_free (&err);
+        return;
+    }
+    s_repl_reload (self);
+    zsys_info ("failover: promoted to master of epoch %" PRId64 " at seq %"
+               PRIu64, epoch, zr_store_seq (self->store));
+    s_state_changed (self);
+    s_failover_tell (self, true);
+}
+
+//  A nameserver knows a higher epoch: stop taking writes (may_ack already
+//  refuses) and follow the setting master when one is given.
+static void
+s_failover_demote (broker_t *self)
+{
+    const char *master = zr_setting_get (self->cfg, "broker",
+                                         zr_broker_settings, "master");
+    if (!master || !*master) {
+        zsys_warning ("failover: fenced at epoch %" PRId64 "; refusing "
+                      "writes; no --master to follow, so not following",
+                      zr_failover_fenced (self->failover));
+        self->fo_next = INT64_MAX;
+        return;
+    }
+    s_sync_release (self, false);
+    char *err = NULL;
+    zr_repl_destroy (&self->repl);
+    if (zr_repl_demote_store (self->store, (uint64_t) zr_failover_fenced (
+                                  self->failover), &err)
+    ||  s_repl_start (self, self->repl_bind, &err)) {
+        zsys_error ("failover: cannot become a slave of %s: %s", master,
+                    err ? err : "?");
+        zstr_free (&err);
+        self->fo_next = INT64_MAX;
+        return;
+    }
+    zsys_info ("failover: fenced (epoch %" PRId64 "): now a slave of %s",
+               zr_failover_fenced (self->failover), master);
+    self->fo_since = zclock_mono ();
+    self->fo_next = self->fo_since + self->master_dead_ms;
+    s_state_changed (self);
+    s_failover_tell (self, true);
+}
+
+//  One failover turn of the broker loop.
+static void
+s_failover_tick (broker_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (!zr_repl_is_slave (self->repl)) {
+        if (zr_failover_fenced (self->failover) > 0
+        &&  self->fo_next != INT64_MAX)
+            s_failover_demote (self);
+        else
+            s_failover_tell (self, false);
+        return;
+    }
+    s_failover_tell (self, false);
+    int64_t epoch = 0;
+    int outcome = zr_failover_outcome (self->failover, &epoch);
+    if (outcome > 0) {
+        s_failover_promote (self, epoch);
+        return;
+    }
+    if (outcome < 0)
+        self->fo_next = now + self->master_dead_ms / 2;
+    if (zr_failover_campaigning (self->failover) || now < self->fo_next)
+        return;
+    int64_t silent = zr_repl_silence_ms (self->repl);
+    if (silent < 0)
+        silent = now - self->fo_since;
+    if (silent <= self->master_dead_ms)
+        return;
+    int64_t last_epoch = (int64_t) zr_store_epoch (self->store);
+    zsys_info ("failover: master silent for %" PRId64 " ms; asking for "
+               "epoch %" PRId64 " (last epoch %" PRId64 ", seq %" PRIu64
+               ")", silent, last_epoch + 1, last_epoch,
+               zr_store_seq (self->store));
+    zr_failover_campaign (self->failover, last_epoch + 1, last_epoch,
+                          (int64_t) zr_store_seq (self->store));
+    self->fo_next = now + self->master_dead_ms / 2;
 }
 
 static int
@@ -4386,8 +4627,29 @@ s_start (broker_t *self, char **err)
         return -1;
     }
     s_check_disk (self);
+    if (self->broker_id < 0) {      //  auto: 0 for a master, 1 for a slave
+        const char *role = zr_store_role (self->store);
+        if (!role)
+            role = zr_setting_get (self->cfg, "broker", zr_broker_settings,
+                                   "role");
+        self->broker_id = role && streq (role, "slave") ? 1 : 0;
+    }
+    self->repl_bind = strdup (bind ? bind : "");
     if (s_repl_start (self, bind, err))
         return -1;
+    if (self->failover_on) {
+        self->failover = zr_failover_new (self->nameservers, self->cluster,
+                                          zr_store_group (self->store),
+                                          self->broker_id,
+                                          self->ha_heartbeat_ms, err);
+        if (!self->failover)
+            return -1;
+        self->fo_since = zclock_mono ();
+        self->fo_next = self->fo_since;
+        self->fo_master = !zr_repl_is_slave (self->repl);
+        self->fo_epoch = -1;
+        s_failover_tell (self, true);
+    }
     if (strneq (self->nameservers, "none")) {
         self->nslink = zactor_new (zr_nslink_actor, NULL);
         char hb [16], bp [16];
@@ -4576,6 +4838,8 @@ zr_broker_actor (zsock_t *pipe, void *args)
         }
         if (sync_left != -1 && sync_left < timeout)
             timeout = (long) sync_left;     //  a parked sync send's deadline
+        if (self->failover && timeout > self->ha_heartbeat_ms / 2)
+            timeout = (long) (self->ha_heartbeat_ms / 2);   //  failover turn
         int n = zmq_poll (items, nitems, timeout);
         if (n == -1)
             break;          //  interrupted
@@ -4611,6 +4875,8 @@ zr_broker_actor (zsock_t *pipe, void *args)
             if (zclock_mono () - self->groups_checked
                 >= s_groups_period (self))
                 s_groups_tick (self);
+            if (self->failover)
+                s_failover_tick (self);
         }
     }
     //  Answer what we have, refuse what is queued, close the store.
@@ -4643,6 +4909,9 @@ zr_broker_actor (zsock_t *pipe, void *args)
         zlistx_destroy (&self->sync_parked);
     }
     zr_repl_destroy (&self->repl);      //  before the store closes
+    zr_failover_destroy (&self->failover);
+    zstr_free (&self->repl_bind);
+    zstr_free (&self->fo_isr);
     waiter_t *w = (waiter_t *) zlistx_first (self->waiters);
     while (w) {
         s_waiter_destroy (&w);

@@ -443,6 +443,12 @@ struct _zr_failover_t {
     zactor_t *actor;
     int64_t lease_until;
     int64_t fenced;
+    int64_t fenced_by;          //  master_id the nameserver named, or -1
+    bool master;                //  last STATE told
+    int64_t epoch;
+    int64_t elected;            //  epoch won, not yet taken
+    int64_t defeated;           //  epoch lost, not yet taken
+    bool campaigning;
 };
 
 zr_failover_t *
@@ -487,9 +493,15 @@ zr_failover_state (zr_failover_t *self, bool master, int64_t epoch,
     snprintf (s, sizeof s, "%" PRId64, seq);
     zstr_sendx (self->actor, "STATE", master ? "master" : "slave", e, s,
                 isr ? isr : "", NULL);
-    if (master)
-        self->fenced = 0;
-    self->lease_until = 0;
+    //  A new term (role or epoch): no lease carries over. The same term
+    //  with a new seq or set keeps the lease it holds.
+    if (master != self->master || epoch != self->epoch) {
+        if (master)
+            self->fenced = 0;
+        self->lease_until = 0;
+    }
+    self->master = master;
+    self->epoch = epoch;
 }
 
 static void
@@ -506,7 +518,24 @@ s_drain (zr_failover_t *self)
         else
         if (event && arg && streq (event, "FENCED")) {
             self->fenced = atoll (arg);
+            char *by = zmsg_popstr (msg);
+            self->fenced_by = by ? atoll (by) : -1;
+            zstr_free (&by);
             self->lease_until = 0;
+        }
+        else
+        if (event && arg && streq (event, "ELECTED")) {
+            self->elected = atoll (arg);
+            self->campaigning = false;
+        }
+        else
+        if (event && arg && streq (event, "DEFEATED")) {
+            self->defeated = atoll (arg);
+            self->campaigning = false;
+            char *why = zmsg_popstr (msg);
+            zsys_info ("failover: not elected for epoch %s: %s", arg,
+                       why ? why : "?");
+            zstr_free (&why);
         }
         zstr_free (&event);
         zstr_free (&arg);
@@ -536,4 +565,48 @@ zr_failover_fenced (zr_failover_t *self)
 {
     s_drain (self);
     return self->fenced;
+}
+
+void
+zr_failover_campaign (zr_failover_t *self, int64_t epoch,
+                      int64_t last_epoch, int64_t last_seq)
+{
+    char e [24], le [24], ls [24];
+    snprintf (e, sizeof e, "%" PRId64, epoch);
+    snprintf (le, sizeof le, "%" PRId64, last_epoch);
+    snprintf (ls, sizeof ls, "%" PRId64, last_seq);
+    self->elected = self->defeated = 0;
+    self->campaigning = true;
+    zstr_sendx (self->actor, "CAMPAIGN", e, le, ls, NULL);
+}
+
+int
+zr_failover_outcome (zr_failover_t *self, int64_t *epoch)
+{
+    s_drain (self);
+    if (self->elected) {
+        *epoch = self->elected;
+        self->elected = 0;
+        return 1;
+    }
+    if (self->defeated) {
+        *epoch = self->defeated;
+        self->defeated = 0;
+        return -1;
+    }
+    return 0;
+}
+
+bool
+zr_failover_campaigning (zr_failover_t *self)
+{
+    s_drain (self);
+    return self->campaigning;
+}
+
+int64_t
+zr_failover_fenced_by (zr_failover_t *self)
+{
+    s_drain (self);
+    return self->fenced ? self->fenced_by : -1;
 }

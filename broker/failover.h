@@ -70,6 +70,25 @@ bool
 int64_t
     zr_failover_fenced (zr_failover_t *self);
 
+//  Asks the nameservers to vote this broker master of epoch (see
+//  CAMPAIGN). The outcome comes later through zr_failover_outcome.
+void
+    zr_failover_campaign (zr_failover_t *self, int64_t epoch,
+                          int64_t last_epoch, int64_t last_seq);
+
+//  1 (elected, *epoch set), -1 (defeated, *epoch set) or 0 (nothing yet,
+//  or no campaign). Each outcome is reported once.
+int
+    zr_failover_outcome (zr_failover_t *self, int64_t *epoch);
+
+//  True while a campaign waits for its outcome.
+bool
+    zr_failover_campaigning (zr_failover_t *self);
+
+//  The master_id the fencing nameserver named, or -1.
+int64_t
+    zr_failover_fenced_by (zr_failover_t *self);
+
 //  Given the lease expiry of each of count configured nameservers (0 or
 //  anything in the past: none), returns the time until which a majority
 //  (count / 2 + 1) of them holds a lease: the (count / 2 + 1)-th largest.

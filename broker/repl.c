@@ -1743,7 +1743,9 @@ zr_repl_promote_store (zr_store_t *store, uint64_t epoch, char **err)
 }
 
 int
-zr_repl_demote_store (zr_store_t *store, char **err)
+zr_repl_demote_store (zr_store_t *store, uint64_t epoch, char **err)
 {
-    return zr_store_set_role (store, zr_store_epoch (store), "slave", err);
+    if (epoch < zr_store_epoch (store))
+        epoch = zr_store_epoch (store);
+    return zr_store_set_role (store, epoch, "slave", err);
 }

@@ -127,9 +127,10 @@ int64_t
 int
     zr_repl_promote_store (zr_store_t *store, uint64_t epoch, char **err);
 
-//  Demotion, step 1: persists (epoch, "slave") so a new zr_repl_t made on
-//  the store follows opts.master. 0 or -1 with *err.
+//  Demotion, step 1: persists (epoch, "slave"), epoch the fencing one
+//  (or ours when higher), so a new zr_repl_t made on the store follows
+//  opts.master. 0 or -1 with *err.
 int
-    zr_repl_demote_store (zr_store_t *store, char **err);
+    zr_repl_demote_store (zr_store_t *store, uint64_t epoch, char **err);
 
 #endif

@@ -344,7 +344,7 @@ s_cmd_ha_heartbeat (nameserver_t *self, route_t *route, const zr_obj_t *h)
         zr_enc_kint (self->enc, "v", ZR_PROTOCOL_VERSION);
         zr_enc_kstr (self->enc, "type", "reply");
         zr_enc_kint (self->enc, "rid", (int64_t) route->rid);
-        zr_enc_kstr (self->enc, "status", "NOT_MASTER");
+        zr_enc_kstr (self->enc, "status", zr_status_str (ZR_NOT_MASTER));
         zr_enc_kstr (self->enc, "reason", reason);
         zr_enc_kint (self->enc, "epoch", epoch);
         zr_enc_kint (self->enc, "master_id", master);

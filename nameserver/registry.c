@@ -368,7 +368,8 @@ zr_registry_register (zr_registry_t *self, const zr_obj_t *request,
                              ZR_REGISTRY_BROKER_ID_MAX, &broker->broker_id,
                              reason, size);
     if (status == ZR_OK) {
-        //  role must agree with broker_id: 0 is the master.
+        //  role names the master; without one, broker_id 0 is the
+        //  master. With failover any id may be master (of an epoch).
         broker->master = broker->broker_id == 0;
         const zr_obj_t *role = zr_obj_get (request, "role");
         const char *s;
@@ -384,17 +385,22 @@ zr_registry_register (zr_registry_t *self, const zr_obj_t *request,
                                   "field 'role' must be \"master\" or "
                                   "\"slave\"");
             else
-            if ((len == 6) != broker->master)
-                status = s_error (reason, size, ZR_BAD_ARGUMENT,
-                                  "role '%.*s' does not match broker_id %"
-                                  PRId64 " (0 is the master, others are "
-                                  "slaves)", (int) len, s,
-                                  broker->broker_id);
+                broker->master = len == 6;
         }
     }
     if (status == ZR_OK)
         status = s_read_int (request, "epoch", 1, 0, INT64_MAX,
                              &broker->epoch, reason, size);
+    //  Before any failover (epoch 1) broker_id 0 is the master and the
+    //  others are slaves; after one, any id may be master of its epoch.
+    if (status == ZR_OK && broker->epoch <= 1
+    &&  broker->master != (broker->broker_id == 0))
+        status = s_error (reason, size, ZR_BAD_ARGUMENT,
+                          "role %s does not match broker_id %" PRId64
+                          " at epoch %" PRId64 " (0 is the master, others "
+                          "are slaves, until a failover)",
+                          broker->master ? "master" : "slave",
+                          broker->broker_id, broker->epoch);
     if (status == ZR_OK)
         status = s_read_int (request, "heartbeat_ms", -1, 0, INT64_MAX,
                              &broker->heartbeat_ms, reason, size);
@@ -531,13 +537,20 @@ s_encode_group (zr_enc_t *enc, reg_broker_t **list, size_t first,
     size_t slaves = 0;
     int queues = 0;
     int64_t epoch = 0, age = INT64_MAX;
+    //  The master: the one registered as master at the highest epoch
+    //  (a fenced old master may still be registered); the others serve
+    //  as slaves.
+    for (size_t i = first; i < last; i++)
+        if (list [i]->master && zhashx_lookup (list [i]->index, topic)
+        &&  (!master || list [i]->epoch > master->epoch
+             || (list [i]->epoch == master->epoch
+                 && s_age (list [i], now) < s_age (master, now))))
+            master = list [i];
     for (size_t i = first; i < last; i++) {
         reg_topic_t *t = (reg_topic_t *) zhashx_lookup (list [i]->index,
                                                         topic);
-        if (!t)
+        if (!t || list [i] == master)
             continue;
-        if (list [i]->master)
-            master = list [i];
         else {
             slaves++;
             //  No master: the slaves' figures stand in.
@@ -567,7 +580,7 @@ s_encode_group (zr_enc_t *enc, reg_broker_t **list, size_t first,
     zr_enc_str (enc, "slaves");
     zr_enc_array (enc, slaves);
     for (size_t i = first; i < last; i++)
-        if (!list [i]->master && zhashx_lookup (list [i]->index, topic))
+        if (list [i] != master && zhashx_lookup (list [i]->index, topic))
             zr_enc_str (enc, list [i]->endpoints [0]);
     zr_enc_kint (enc, "epoch", epoch);
     zr_enc_kint (enc, "age_ms", age);
