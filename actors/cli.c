@@ -68,6 +68,7 @@ zr_cli_main (int argc, char **argv)
         { "group", zr_cli_group },
         { "dlq", zr_cli_dlq },
         { "bench", zr_cli_bench },
+        { "digest", zr_cli_digest },
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands [0]; i++)
         if (streq (cmd, commands [i].name))

@@ -31,6 +31,7 @@ int zr_cli_group (int argc, char **argv);
 int zr_cli_dlq (int argc, char **argv);
 //  Written in actors/bench.c.
 int zr_cli_bench (int argc, char **argv);
+int zr_cli_digest (int argc, char **argv);
 
 //  --------------------------------------------------------------------
 //  Shared helpers for the client commands.
