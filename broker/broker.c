@@ -170,6 +170,7 @@ typedef struct {
     int64_t fo_next;            //  slave: next campaign allowed, mono ms
     int64_t fo_told;            //  last STATE sent, mono ms
     bool fo_master;             //  role last told
+    bool fo_acking;             //  master: may ack writes (last seen)
     int64_t fo_epoch;           //  epoch last told
     //  retention and lookup (broker/retention.c, protocol section 15)
     zr_retention_t *retention;
@@ -4547,6 +4548,20 @@ s_failover_tick (broker_t *self)
 {
     int64_t now = zclock_mono ();
     if (!zr_repl_is_slave (self->repl)) {
+        char reason [256];
+        bool acking = zr_failover_may_ack (self->failover, reason,
+                                           sizeof reason);
+        if (acking != self->fo_acking) {
+            self->fo_acking = acking;
+            if (acking)
+                zsys_info ("failover: master of epoch %" PRIu64 " holds "
+                           "leases from a majority of nameservers: "
+                           "acknowledging writes",
+                           zr_store_epoch (self->store));
+            else
+                zsys_warning ("failover: not acknowledging writes: %s",
+                              reason);
+        }
         if (zr_failover_fenced (self->failover) > 0
         &&  self->fo_next != INT64_MAX)
             s_failover_demote (self);

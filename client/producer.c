@@ -51,6 +51,11 @@
       broker avoided and the send goes on to the next pair that is on
       another broker, with the same message id, up to `retries` times
       (BUSY: same broker after a backoff, as in the direct producer).
+      NOT_MASTER (the broker lost or never had the master's lease, or is
+      a slave) is handled like a timeout after a short backoff. After a
+      timeout, SHUTTING_DOWN or NOT_MASTER the route is refreshed at once
+      (at most every 100 ms), so a promoted slave is found; the resend
+      keeps the message id.
       When every broker is avoided they are still tried. An avoided
       broker is used again when a route refresh shows that it registered
       after it was avoided (its age_ms is less than the time since), or
@@ -130,6 +135,8 @@ struct _zr_producer_t {
     uint32_t next_pair;         //  round-robin position
     int depth;                  //  public calls on the stack
     bool gc_due;                //  a route changed: close unused conns
+    int64_t failover_refreshed; //  last route refresh forced by a
+                                //  timeout or NOT_MASTER, mono ms
 
     size_t live;                //  entries not done, every conn
     int64_t next_deadline;      //  no live entry expires before this
@@ -610,6 +617,22 @@ s_route (zr_producer_t *self, zr_message_t *msg, bool force, int64_t end,
     return route;
 }
 
+//  True when an attempt that ended with status (TIMEOUT, SHUTTING_DOWN,
+//  NOT_MASTER: the master may have moved) should force a route refresh:
+//  at most every 100 ms, so a burst of failures costs one lookup.
+static bool
+s_failover_refresh (zr_producer_t *self, zr_status_t status)
+{
+    if (status != ZR_TIMEOUT && status != ZR_SHUTTING_DOWN
+    &&  status != ZR_NOT_MASTER)
+        return false;
+    int64_t now = zclock_mono ();
+    if (now - self->failover_refreshed < 100)
+        return false;
+    self->failover_refreshed = now;
+    return true;
+}
+
 //  Picks the broker and queue for msg on route. failed: the broker whose
 //  attempt just failed (NULL on a first attempt). Sharded and explicit-
 //  queue sends always get the same pair. Returns the connection, or
@@ -764,7 +787,8 @@ s_resend (zr_producer_t *self, s_pending_t *entry, s_conn_t *failed,
         entry->rerouted = true;
     }
     else {
-        if (status != ZR_TIMEOUT && status != ZR_SHUTTING_DOWN)
+        if (status != ZR_TIMEOUT && status != ZR_SHUTTING_DOWN
+        &&  status != ZR_NOT_MASTER)
             return -1;
         s_avoid (failed);
         if (entry->attempts >= self->retries || now >= entry->end)
@@ -774,7 +798,9 @@ s_resend (zr_producer_t *self, s_pending_t *entry, s_conn_t *failed,
     zr_send_result_t local;
     s_result_init (&local, entry->msg_id);
     zr_router_route_t *route
-        = s_route (self, entry->msg, reroute, entry->end, &local);
+        = s_route (self, entry->msg,
+                   reroute || s_failover_refresh (self, status), entry->end,
+                   &local);
     if (!route)
         return -1;              //  keep the broker's answer
     int queue;
@@ -1090,7 +1116,7 @@ s_send_routed (zr_producer_t *self, zr_message_t *msg,
             continue;
         }
         if ((status != ZR_TIMEOUT && status != ZR_BUSY
-             && status != ZR_SHUTTING_DOWN)
+             && status != ZR_SHUTTING_DOWN && status != ZR_NOT_MASTER)
             || attempt >= self->retries || zclock_mono () >= end)
             break;
         attempt++;
@@ -1099,12 +1125,24 @@ s_send_routed (zr_producer_t *self, zr_message_t *msg,
             continue;
         }
         s_avoid (conn);
-        const char *shard = zr_message_sharding_key (msg);
-        if (*shard || zr_message_queue (msg) >= 0)
-            continue;           //  never moved: same broker again
+        if (status == ZR_NOT_MASTER)
+            s_backoff (self, 0);    //  the new master may still be starting
         zr_send_result_t local;
         s_result_init (&local, zr_message_id (msg));
-        zr_router_route_t *fresh = s_route (self, msg, false, end, &local);
+        zr_router_route_t *fresh = s_route (self, msg,
+                                            s_failover_refresh (self, status),
+                                            end, &local);
+        const char *shard = zr_message_sharding_key (msg);
+        if (*shard || zr_message_queue (msg) >= 0) {
+            //  never moved off its pair: the pair's (new) master
+            if (fresh) {
+                s_conn_t *next = s_pick (self, fresh, msg, NULL, &queue,
+                                         &local);
+                if (next)
+                    conn = next;
+            }
+            continue;
+        }
         if (fresh) {
             s_conn_t *next = s_pick (self, fresh, msg, conn, &queue, &local);
             if (next)
