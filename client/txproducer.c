@@ -45,6 +45,7 @@ typedef struct {
     zr_txn_check_fn *check;
     void *arg;
     int heartbeat_ms;
+    int64_t last_heartbeat;     //  zclock_mono of the last heartbeat sent
     int64_t next_heartbeat;
 } actor_t;
 
@@ -55,7 +56,8 @@ s_heartbeat (actor_t *self)
     zr_enc_kstr (e, "producer_group", self->args.group);
     zr_enc_kstr (e, "client_id", self->args.client_id);
     zr_client_send (self->client, NULL, NULL, 0);
-    self->next_heartbeat = zclock_mono () + self->heartbeat_ms;
+    self->last_heartbeat = zclock_mono ();
+    self->next_heartbeat = self->last_heartbeat + self->heartbeat_ms;
 }
 
 //  Builds the message of a CHECK_TXN request (map "msg" + body frame).
@@ -125,8 +127,14 @@ s_receive (actor_t *self)
     if (streq (type, "reply")) {
         int64_t hb;
         if (zr_field_int (h, "heartbeat_ms", &hb) == ZR_FIELD_OK
-        &&  hb >= 10 && hb <= 3600000)
+        &&  hb >= 10 && hb <= 3600000) {
             self->heartbeat_ms = (int) hb;
+            //  The first heartbeat was scheduled with the 1 s default; a
+            //  broker with a shorter expiry would drop this member before
+            //  then (and send its checks to no one): reschedule now.
+            if (self->next_heartbeat > self->last_heartbeat + hb)
+                self->next_heartbeat = self->last_heartbeat + hb;
+        }
         char status [32] = "";
         zr_field_strbuf (h, "status", status, sizeof status);
         if (strneq (status, "OK")) {
