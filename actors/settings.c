@@ -90,8 +90,8 @@ const zr_setting_t zr_broker_settings [] = {
       "failover: a slave campaigns after its master's stream has been "
       "silent this long, ms" },
     { "broker-id", ZR_SETTING_STR, "auto", NULL,
-      "this broker's id in its group (kept across role changes); auto: "
-      "0 for a master, 1 for a slave" },
+      "this broker's id in its group (kept across role changes; failover "
+      "needs an explicit one); auto: 0 for a master, 1 for a slave" },
     { "nameserver", ZR_SETTING_STR, "auto", NULL,
       "nameservers to register with, comma-separated tcp:// endpoints; "
       "auto: 127.0.0.1:9876 if it answers, else beacons; none: no "

@@ -4248,6 +4248,11 @@ s_failover_configure (broker_t *self, char **err)
     &&  s_setting_int (self, "broker-id", 0, 1000000, &self->broker_id,
                        err))
         return -1;
+    if (self->failover_on && self->broker_id < 0) {
+        *err = strdup ("setting broker-id: failover needs an explicit id, "
+                       "unique in the group and kept across restarts");
+        return -1;
+    }
     if (self->failover_on && (streq (self->nameservers, "auto")
                           ||  streq (self->nameservers, "none"))) {
         *err = strdup ("setting failover: needs an explicit --nameserver "
@@ -4472,6 +4477,10 @@ s_failover_tell (broker_t *self, bool force)
     bool moved = hwm != self->fo_hwm
               || !self->fo_isr || strneq (isr, self->fo_isr);
     if (force || term || (moved && now - self->fo_told >= 50)) {
+        if (master && (!self->fo_isr || strneq (isr, self->fo_isr)))
+            zsys_info ("failover: in-sync set for the nameservers: [%s]",
+                       isr);
+        bool reregister = self->fo_epoch >= 0 && epoch != self->fo_epoch;
         zr_failover_state (self->failover, master, epoch,
                            (int64_t) (master ? hwm
                                              : zr_store_seq (self->store)),
@@ -4483,6 +4492,8 @@ s_failover_tell (broker_t *self, bool force)
         free (self->fo_isr);
         self->fo_isr = isr;
         isr = NULL;
+        if (reregister)
+            s_state_changed (self);     //  the registration names the epoch
     }
     free (isr);
 }
@@ -4534,8 +4545,11 @@ s_failover_demote (broker_t *self)
         self->fo_next = INT64_MAX;
         return;
     }
-    zsys_info ("failover: fenced (epoch %" PRId64 "): now a slave of %s",
-               zr_failover_fenced (self->failover), master);
+    zsys_info ("failover: fenced (epoch %" PRId64 "): now a slave of %s; "
+               "taking a full copy (our tail past the new epoch's start "
+               "was never acknowledged)", zr_failover_fenced (self->failover),
+               master);
+    zr_repl_full_copy (self->repl);
     self->fo_since = zclock_mono ();
     self->fo_next = self->fo_since + self->master_dead_ms;
     s_state_changed (self);
@@ -4570,6 +4584,12 @@ s_failover_tick (broker_t *self)
         return;
     }
     s_failover_tell (self, false);
+    if (zr_repl_take_diverged (self->repl)) {
+        zsys_warning ("failover: our history differs from the master's "
+                      "(a tail never acknowledged, from an older epoch): "
+                      "taking a full copy");
+        zr_repl_full_copy (self->repl);
+    }
     int64_t epoch = 0;
     int outcome = zr_failover_outcome (self->failover, &epoch);
     if (outcome > 0) {

@@ -334,11 +334,19 @@ s_pipe_command (failover_t *self)
         self->master = role && streq (role, "master");
         self->epoch = epoch ? atoll (epoch) : 1;
         self->seq = seq ? atoll (seq) : 0;
+        int64_t was_isr [64];
+        size_t was_count = self->isr_count;
+        memcpy (was_isr, self->isr, was_count * sizeof (int64_t));
         self->isr_count = 0;
         char *save = NULL;
         for (char *t = isr ? strtok_r (isr, ",", &save) : NULL;
              t && self->isr_count < 64; t = strtok_r (NULL, ",", &save))
             self->isr [self->isr_count++] = atoll (t);
+        bool isr_moved = was_count != self->isr_count
+                      || memcmp (was_isr, self->isr,
+                                 was_count * sizeof (int64_t));
+        if (self->master && was_master && isr_moved)
+            s_heartbeat (self);     //  the nameservers learn the set now
         if (self->master && !was_master) {
             //  A new term: no lease carries over.
             for (size_t i = 0; i < self->ns_count; i++)

@@ -1749,3 +1749,14 @@ zr_repl_demote_store (zr_store_t *store, uint64_t epoch, char **err)
         epoch = zr_store_epoch (store);
     return zr_store_set_role (store, epoch, "slave", err);
 }
+
+bool
+zr_repl_take_diverged (zr_repl_t *self)
+{
+    if (!self || !self->slave || !self->apply_error
+    ||  !strstr (self->apply_error, "hash chain mismatch"))
+        return false;
+    free (self->apply_error);
+    self->apply_error = NULL;
+    return true;
+}

@@ -133,4 +133,11 @@ int
 int
     zr_repl_demote_store (zr_store_t *store, uint64_t epoch, char **err);
 
+//  Slave: true once (then cleared) when applying failed because the
+//  master's history differs from ours (hash chain mismatch): a tail we
+//  wrote as master of an older epoch. The caller then asks for a full
+//  copy (zr_repl_full_copy).
+bool
+    zr_repl_take_diverged (zr_repl_t *self);
+
 #endif
