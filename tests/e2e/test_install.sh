@@ -47,7 +47,7 @@ PC_LIBDIR=$(pkg-config --variable=libdir zrocket) \
     || fail "zrocket.pc says libdir=$PC_LIBDIR but the library was installed in $LIBDIR (the .pc is not relocated by cmake --install --prefix)"
 
 #  Build the examples with their own Makefile, as a user would.
-EXAMPLES="embedded cluster_consumer broadcast_consumer ordered_producer ordered_consumer delayed_producer transaction_producer filtered_consumer lookup"
+EXAMPLES="embedded cluster_consumer broadcast_consumer ordered_producer ordered_consumer delayed_producer transaction_producer filtered_consumer lookup batch_producer"
 mkdir "$T/c"
 cp "$ZR_SOURCE_DIR/examples/c/Makefile" "$T/c/"
 for ex in $EXAMPLES; do
