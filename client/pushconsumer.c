@@ -1447,7 +1447,9 @@ s_owned (self_t *self)
          b = (broker_t *) zlistx_next (self->brokers))
         for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues); q;
              q = (pqueue_t *) zlistx_next (b->queues))
-            if (q->state == Q_HELD) {
+            //  Owned once its start position is known too: "last" is
+            //  resolved by a GET_OFFSETS after the lease.
+            if (q->state == Q_HELD && q->next_pull >= 0) {
                 char *more = zsys_sprintf ("%s%s%s", list, *list ? "," : "",
                                            q->key);
                 free (list);

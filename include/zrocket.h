@@ -480,8 +480,9 @@ int
 void
     zr_push_consumer_stop (zr_push_consumer_t *self);
 
-//  Queues this member owns now, as "topic:queue@group" strings joined by
-//  ',' (caller frees); for status output and tests.
+//  Queues this member owns now and knows where to start in (the lease is
+//  held and a "last" start position resolved), as "topic:queue@group"
+//  strings joined by ',' (caller frees); for status output and tests.
 char *
     zr_push_consumer_owned (zr_push_consumer_t *self);
 
