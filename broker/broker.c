@@ -41,7 +41,9 @@
 #include "broker/filter.h"
 #include "broker/txn.h"
 
-#define HEADER_MAX (64 * 1024)
+#define HEADER_MAX (64 * 1024)      //  a message's own meta map
+//  A request's header frame: SEND_BATCH carries up to 1024 message maps.
+#define FRAME_HEADER_MAX (4 * 1024 * 1024)
 #define BATCH_BYTES_MAX (16 * 1024 * 1024)
 #define ZR_BATCH_COUNT_MAX 1024     //  messages in one SEND_BATCH
 #define PULL_COUNT_DEFAULT 32
@@ -3925,11 +3927,11 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
         return;
     }
     zmq_msg_t *header = &frames [first];
-    if (zmq_msg_size (header) > HEADER_MAX) {
+    if (zmq_msg_size (header) > FRAME_HEADER_MAX) {
         self->stats.malformed++;
         s_reply_error (self, &route, ZR_MALFORMED,
                        "header frame is %zu bytes, the limit is %d",
-                       zmq_msg_size (header), HEADER_MAX);
+                       zmq_msg_size (header), FRAME_HEADER_MAX);
         return;
     }
     const char *err = NULL;
