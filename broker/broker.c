@@ -677,7 +677,9 @@ s_sync_reply (broker_t *self, sync_t *s, zr_status_t status,
               const char *reason)
 {
     char why [256];
-    if (status == ZR_SEND_OK)
+    //  Any stored status is an acknowledgement (protocol.md section 16):
+    //  without a majority of leases the answer is NOT_MASTER.
+    if (zr_status_stored (status))
         s_failover_may_ack (self, &status, &reason, why, sizeof why);
     s_reply_begin (self, &s->route, status, reason, 6);
     zr_enc_kstr (self->enc, "id", s->id);
