@@ -7,6 +7,7 @@
 #   make test-asan  the test suite under AddressSanitizer/UBSan (build-asan/)
 #   make install    install library, header, zrocket and zrocket.pc (PREFIX)
 #   make bench      the benchmark matrix (bench/run.sh -> docs/benchmarks.md)
+#   make failover-demo  kill -9 a master under load, watch the failover
 
 PREFIX ?= /usr/local
 BUILD ?= build
@@ -18,7 +19,8 @@ BUILD_PKGS = gcc make cmake pkg-config libzmq3-dev libczmq-dev \
              libmsgpack-dev librocksdb-dev libcmocka-dev
 TEST_PKGS = python3-zmq python3-msgpack iproute2
 
-.PHONY: all deps deps-test build run test test-asan install bench clean
+.PHONY: all deps deps-test build run test test-asan install bench clean \
+        failover-demo
 
 all: build
 
@@ -79,6 +81,9 @@ install: build
 
 bench: build
 	ZR_BIN=$(BUILD)/zrocket bash bench/run.sh
+
+failover-demo: build
+	ZR_BIN=$(BUILD)/zrocket bash examples/failover/demo.sh
 
 clean:
 	rm -rf $(BUILD) build-asan
