@@ -390,8 +390,9 @@ printf '  %-44s %s\n' \
 echo
 if [ "$UNDELIVERED" -gt 0 ] && [ "$LOST" -eq 0 ]; then
     echo "WARNING: $UNDELIVERED acknowledged messages are stored on the new" \
-         "master but the consumer group did not deliver them (a consumer"
-    echo "  group bug after the failover, not a loss: see docs/ha.md)"
+         "master but the consumer group"
+    echo "  did not deliver them: a consumer group bug, not a loss (see" \
+         "docs/ha.md, Not built yet)"
 fi
 if [ "$LOST" -eq 0 ]; then
     echo "VERDICT: PASS: 0 of $ACKED acknowledged messages lost;" \
