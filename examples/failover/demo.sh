@@ -230,6 +230,7 @@ event "$(acked_after 0) sends acknowledged so far"
 kill -KILL "${BPID[0]}"
 KILLED_AT=$EPOCHREALTIME
 KILL_MS=$(now_ms)
+{ wait "${BPID[0]}"; } 2>/dev/null || true
 event "kill -9 master (pid ${BPID[0]})"
 
 #  The promotion: poll the nameserver (bounded) until broker 1 is master
@@ -253,7 +254,7 @@ show_cluster <<< "$CL" | tee -a "$T/timeline"
 #  group resumes from its committed offsets, replicated to the new master
 #  without sync waiting, so a few messages may be delivered again).
 kill -KILL "$CONS_PID" 2>/dev/null || true
-wait "$CONS_PID" 2>/dev/null || true
+{ wait "$CONS_PID"; } 2>/dev/null || true
 start_consumer 2
 event "consumer restarted: it joins group 'demo' on the new master"
 
