@@ -125,6 +125,9 @@ typedef struct {
     int64_t pull_retry_at;
     bool bounds_pending;
     int64_t next_pull;          //  -1: not known yet
+    int64_t first_start;        //  where "last" first put this queue (-1:
+                                //  not yet); a lease taken again with
+                                //  nothing committed resumes there
     int64_t skip_before;        //  start by time: skip stored < this
     unsigned epoch;             //  changes whenever buffered data is void
     zlistx_t *entries;          //  entry_t *, offset order
@@ -733,6 +736,9 @@ s_start_position (self_t *self, pqueue_t *q, int64_t committed)
         q->skip_before = ms;
     }
     else
+    if (q->first_start >= 0)
+        q->next_pull = q->first_start;  //  lost and retaken, no commit yet
+    else
         q->next_pull = -1;      //  "last": GET_OFFSETS asks for max
 }
 
@@ -836,6 +842,7 @@ s_set_topic_queues (self_t *self, broker_t *b, btopic_t *t, int queues)
         q->key = zsys_sprintf ("%s:%d@%s", t->name, i, b->name);
         q->retry_topic = streq (t->name, self->retry_topic);
         q->next_pull = -1;
+        q->first_start = -1;
         q->committed = -1;
         q->entries = zlistx_new ();
         zlistx_add_end (b->queues, q);
@@ -1107,7 +1114,16 @@ s_on_reply (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
             q->bounds_pending = false;
             if (st == ZR_OK && p->epoch == q->epoch && q->next_pull < 0) {
                 q->next_pull = s_int (r, "max", -1);
+                if (q->first_start < 0)
+                    q->first_start = q->next_pull;
                 q->pull_retry_at = 0;
+                //  Record the group's start at once: a member that takes
+                //  the queue later (after a rebalance or a lost lease)
+                //  starts here too, instead of at a later "last" that
+                //  would skip what was sent in between.
+                if (!self->s.broadcast && q->next_pull >= 0
+                &&  !q->commit_pending)
+                    s_send_commit (self, q, q->next_pull);
             }
             break;
         case P_LEAVE:
