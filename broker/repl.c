@@ -264,7 +264,11 @@ s_isr_update (master_t *self)
             int64_t t = s_ring_time (self, slave->acked + 1);
             lag_ms = t < 0 ? INT64_MAX / 2 : now - t;
         }
-        bool dead = now - slave->heard > self->opts.isr_max_lag_ms;
+        //  Only a slave that said HELLO (and was welcomed) can be in the
+        //  set: any other peer of the ROUTER (a stray client on a reused
+        //  port, a garbage sender) must not hold the high-water mark.
+        bool dead = !slave->welcomed
+                 || now - slave->heard > self->opts.isr_max_lag_ms;
         if (slave->in_sync && (dead || lag_ms > self->opts.isr_max_lag_ms)) {
             slave->in_sync = false;
             zsys_info ("repl: slave %.16s left the in-sync set (acked %"
@@ -419,6 +423,40 @@ s_slave_get (master_t *self, zframe_t *identity)
     return slave;
 }
 
+//  A slave that says HELLO on a new connection ("zrb:ID:RANDOM", a new
+//  RANDOM) replaces its older connections: a stale entry would stay in the
+//  in-sync set, counted twice, and hold the high-water mark back until it
+//  timed out.
+static void
+s_slave_forget_twins (master_t *self, slave_t *slave, zframe_t *identity)
+{
+    const char *id = (const char *) zframe_data (identity);
+    size_t n = zframe_size (identity);
+    if (n < 6 || memcmp (id, "zrb:", 4) != 0)
+        return;
+    const char *colon = memchr (id + 4, ':', n - 4);
+    if (!colon)
+        return;
+    size_t prefix = (size_t) (colon - id) + 1;     //  "zrb:ID:"
+    zlistx_t *gone = zlistx_new ();
+    slave_t *other = (slave_t *) zhashx_first (self->slaves);
+    while (other) {
+        if (other != slave && other->identity
+        &&  zframe_size (other->identity) >= prefix
+        &&  memcmp (zframe_data (other->identity), id, prefix) == 0)
+            zlistx_add_end (gone, other->key);
+        other = (slave_t *) zhashx_next (self->slaves);
+    }
+    const char *key = (const char *) zlistx_first (gone);
+    while (key) {
+        zsys_info ("repl: slave %.16s reconnected, dropping its old "
+                   "connection", key);
+        zhashx_delete (self->slaves, key);
+        key = (const char *) zlistx_next (gone);
+    }
+    zlistx_destroy (&gone);
+}
+
 static void
 s_cp_remove (master_t *self)
 {
@@ -539,6 +577,7 @@ s_master_router (master_t *self)
         ;
     else
     if (streq (cmd, "HELLO")) {
+        s_slave_forget_twins (self, slave, identity);
         char *map = zmsg_popstr (msg);
         zmsg_t *reply = zmsg_new ();
         zmsg_append (reply, &(zframe_t *) { zframe_dup (identity) });
@@ -1192,7 +1231,20 @@ s_slave_actor (zsock_t *pipe, void *args)
     self->applied = self->forwarded = self->master_seq = a->seq;
     self->dealer = zsock_new (ZMQ_DEALER);
     zsock_set_linger (self->dealer, 0);
-    s_failover_identity (self->dealer, self->opts.broker_id);
+    if (self->opts.broker_id >= 0)
+        s_failover_identity (self->dealer, self->opts.broker_id);
+    else {
+        //  No broker id: name the connection after this slave's data
+        //  (its copy directory), so the master can tell a reconnection
+        //  of the same slave from another slave (s_slave_forget_twins).
+        uint32_t h = 2166136261u;
+        for (const char *c = self->copy_dir; *c; c++)
+            h = (h ^ (uint8_t) *c) * 16777619u;
+        char name [64];
+        snprintf (name, sizeof name, "zrb:d%08x:%08x", h,
+                  (unsigned) randof (0x7fffffff));
+        zsock_set_identity (self->dealer, name);
+    }
     zsock_set_sndhwm (self->dealer, 10000);
     zsock_set_rcvhwm (self->dealer, 100000);
     self->sub = zsock_new (ZMQ_SUB);

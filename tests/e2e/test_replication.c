@@ -312,8 +312,8 @@ test_sync_mode (void **state)
     char *ep_m = NULL, *ep_s = NULL;
     char ha [256];
     zactor_t *master = s_master (dir_m, "replication=sync;auto-create=true;"
-                                 "min-insync=2;isr-max-lag-ms=5000;"
-                                 "slave-ack-timeout-ms=2000", &ep_m, ha,
+                                 "min-insync=2;isr-max-lag-ms=1500;"
+                                 "slave-ack-timeout-ms=1000", &ep_m, ha,
                                  sizeof ha);
     zactor_t *slave = s_slave (dir_s, ha, NULL, &ep_s);
     assert_int_equal (s_wait_stat (master, "insync", 2, WAIT_MS), 2);
@@ -341,7 +341,7 @@ test_sync_mode (void **state)
     int64_t t0 = zclock_mono ();
     assert_int_equal (zr_producer_send (p, msg, &result), 0);
     assert_int_equal (result.status, ZR_FLUSH_SLAVE_TIMEOUT);
-    assert_true (zclock_mono () - t0 >= 1900);
+    assert_true (zclock_mono () - t0 >= 900);
     //  Once it left the set, below min-insync 2
     assert_int_equal (s_wait_stat_below (master, "insync", 1, WAIT_MS), 1);
     assert_int_equal (zr_producer_send (p, msg, &result), 0);
