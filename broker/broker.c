@@ -29,6 +29,7 @@
 #include <zrocket.h>
 #include "transport/codec.h"
 #include "transport/transport.h"
+#include "actors/actor.h"
 #include "store/store.h"
 #include "actors/settings.h"
 #include "broker/nslink.h"
@@ -4993,42 +4994,11 @@ zr_broker_actor (zsock_t *pipe, void *args)
 zactor_t *
 zr_broker_new (zconfig_t *cfg, char **err)
 {
-    zactor_t *broker = zactor_new (zr_broker_actor, cfg);
-    if (!broker) {
-        if (err)
-            *err = strdup ("cannot start the broker actor");
-        return NULL;
-    }
-    zstr_send (broker, "START");
-    char *status = NULL, *reason = NULL;
-    if (zstr_recvx (broker, &status, &reason, NULL) < 1
-    ||  strneq (status, "OK")) {
-        if (err)
-            *err = strdup (reason ? reason : "broker did not start");
-        zstr_free (&status);
-        zstr_free (&reason);
-        zactor_destroy (&broker);
-        return NULL;
-    }
-    zstr_free (&status);
-    zstr_free (&reason);
-    return broker;
+    return zr_actor_start (zr_broker_actor, cfg, "broker", err);
 }
 
 char *
 zr_broker_endpoint (zactor_t *broker)
 {
-    zstr_send (broker, "ENDPOINTS");
-    zmsg_t *reply = zmsg_recv (broker);
-    if (!reply)
-        return NULL;
-    char *status = zmsg_popstr (reply);
-    char *ep = zmsg_popstr (reply);
-    char *result = NULL;
-    if (status && streq (status, "OK") && ep)
-        result = zr_transport_advertise (ep);
-    zstr_free (&status);
-    zstr_free (&ep);
-    zmsg_destroy (&reply);
-    return result;
+    return zr_actor_endpoint (broker);
 }

@@ -25,6 +25,7 @@
 #include <zrocket.h>
 #include "transport/codec.h"
 #include "transport/transport.h"
+#include "actors/actor.h"
 #include "actors/settings.h"
 #include "actors/discovery.h"
 #include "nameserver/registry.h"
@@ -851,42 +852,11 @@ zr_nameserver_actor (zsock_t *pipe, void *args)
 zactor_t *
 zr_nameserver_new (zconfig_t *cfg, char **err)
 {
-    zactor_t *ns = zactor_new (zr_nameserver_actor, cfg);
-    if (!ns) {
-        if (err)
-            *err = strdup ("cannot start the nameserver actor");
-        return NULL;
-    }
-    zstr_send (ns, "START");
-    char *status = NULL, *reason = NULL;
-    if (zstr_recvx (ns, &status, &reason, NULL) < 1
-    ||  strneq (status, "OK")) {
-        if (err)
-            *err = strdup (reason ? reason : "nameserver did not start");
-        zstr_free (&status);
-        zstr_free (&reason);
-        zactor_destroy (&ns);
-        return NULL;
-    }
-    zstr_free (&status);
-    zstr_free (&reason);
-    return ns;
+    return zr_actor_start (zr_nameserver_actor, cfg, "nameserver", err);
 }
 
 char *
 zr_nameserver_endpoint (zactor_t *nameserver)
 {
-    zstr_send (nameserver, "ENDPOINTS");
-    zmsg_t *reply = zmsg_recv (nameserver);
-    if (!reply)
-        return NULL;
-    char *status = zmsg_popstr (reply);
-    char *ep = zmsg_popstr (reply);
-    char *result = NULL;
-    if (status && streq (status, "OK") && ep)
-        result = zr_transport_advertise (ep);
-    zstr_free (&status);
-    zstr_free (&ep);
-    zmsg_destroy (&reply);
-    return result;
+    return zr_actor_endpoint (nameserver);
 }
