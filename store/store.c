@@ -2043,48 +2043,43 @@ zr_store_repl_hash (zr_store_t *self, uint64_t seq, unsigned char *hash)
     return rc == 0 ? 0 : -1;
 }
 
-uint64_t
-zr_store_repl_first (zr_store_t *self)
+//  First (or last) sequence held in the repl column family, 0 when empty.
+static uint64_t
+s_repl_edge (zr_store_t *self, bool last)
 {
     assert (self);
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create ();
     rocksdb_iterator_t *it =
         rocksdb_create_iterator_cf (self->db, ro, self->cf [CF_REPL]);
-    uint64_t first = 0;
-    for (rocksdb_iter_seek_to_first (it); rocksdb_iter_valid (it);
-         rocksdb_iter_next (it)) {
+    uint64_t seq = 0;
+    if (last)
+        rocksdb_iter_seek_to_last (it);
+    else
+        rocksdb_iter_seek_to_first (it);
+    for (; rocksdb_iter_valid (it);
+         last ? rocksdb_iter_prev (it) : rocksdb_iter_next (it)) {
         size_t klen = 0;
         const char *key = rocksdb_iter_key (it, &klen);
         if (klen == 8) {
-            first = s_get_be64 ((const unsigned char *) key);
+            seq = s_get_be64 ((const unsigned char *) key);
             break;
         }
     }
     rocksdb_iter_destroy (it);
     rocksdb_readoptions_destroy (ro);
-    return first;
+    return seq;
+}
+
+uint64_t
+zr_store_repl_first (zr_store_t *self)
+{
+    return s_repl_edge (self, false);
 }
 
 uint64_t
 zr_store_repl_last (zr_store_t *self)
 {
-    assert (self);
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create ();
-    rocksdb_iterator_t *it =
-        rocksdb_create_iterator_cf (self->db, ro, self->cf [CF_REPL]);
-    uint64_t last = 0;
-    for (rocksdb_iter_seek_to_last (it); rocksdb_iter_valid (it);
-         rocksdb_iter_prev (it)) {
-        size_t klen = 0;
-        const char *key = rocksdb_iter_key (it, &klen);
-        if (klen == 8) {
-            last = s_get_be64 ((const unsigned char *) key);
-            break;
-        }
-    }
-    rocksdb_iter_destroy (it);
-    rocksdb_readoptions_destroy (ro);
-    return last;
+    return s_repl_edge (self, true);
 }
 
 int
