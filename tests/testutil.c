@@ -60,3 +60,115 @@ zrt_broker_start (const char *dir, const char *endpoint, const char *extra,
         *endpoint_out = zr_broker_endpoint (broker);
     return broker;
 }
+
+zrt_raw_t *
+zrt_raw_new (const char *endpoint)
+{
+    zrt_raw_t *self = (zrt_raw_t *) zmalloc (sizeof (zrt_raw_t));
+    self->dealer = zsock_new_dealer (endpoint);
+    assert_non_null (self->dealer);
+    zsock_set_linger (self->dealer, 0);
+    zsock_set_sndtimeo (self->dealer, 5000);
+    self->enc = zr_enc_new ();
+    return self;
+}
+
+void
+zrt_raw_destroy (zrt_raw_t **self_p)
+{
+    if (*self_p) {
+        zsock_destroy (&(*self_p)->dealer);
+        zr_enc_destroy (&(*self_p)->enc);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+int64_t
+zrt_raw_begin (zrt_raw_t *self, const char *cmd, size_t fields)
+{
+    zr_enc_reset (self->enc);
+    zr_enc_map (self->enc, 3 + fields);
+    zr_enc_kint (self->enc, "v", ZR_PROTOCOL_VERSION);
+    zr_enc_kint (self->enc, "rid", ++self->rid);
+    zr_enc_kstr (self->enc, "cmd", cmd);
+    return self->rid;
+}
+
+zrt_reply_t *
+zrt_reply_recv (zsock_t *sock, int timeout)
+{
+    zmq_pollitem_t items [] = { { zsock_resolve (sock), 0, ZMQ_POLLIN, 0 } };
+    if (zmq_poll (items, 1, timeout) <= 0)
+        return NULL;
+    zrt_reply_t *r = (zrt_reply_t *) zmalloc (sizeof (zrt_reply_t));
+    r->msg = zmsg_recv (sock);
+    assert_non_null (r->msg);
+    r->head = zmsg_pop (r->msg);
+    assert_non_null (r->head);
+    r->hdr = zr_hdr_decode (zframe_data (r->head), zframe_size (r->head),
+                            NULL);
+    assert_non_null (r->hdr);
+    r->h = zr_hdr_root (r->hdr);
+    assert_int_equal (zr_field_strbuf (r->h, "status", r->status,
+                                       sizeof r->status), ZR_FIELD_OK);
+    if (zr_field_strbuf (r->h, "reason", r->reason, sizeof r->reason))
+        r->reason [0] = 0;
+    return r;
+}
+
+zrt_reply_t *
+zrt_raw_call (zrt_raw_t *self, const char *body, int timeout)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addmem (msg, zr_enc_data (self->enc), zr_enc_size (self->enc));
+    if (body)
+        zmsg_addstr (msg, body);
+    assert_int_equal (zmsg_send (&msg, self->dealer), 0);
+    zrt_reply_t *r = zrt_reply_recv (self->dealer, timeout);
+    if (!r)
+        fail_msg ("no reply to rid %" PRId64 " within %d ms", self->rid,
+                  timeout);
+    int64_t got = -1;
+    assert_int_equal (zr_field_int (r->h, "rid", &got), ZR_FIELD_OK);
+    assert_true (got == self->rid);
+    return r;
+}
+
+void
+zrt_reply_destroy (zrt_reply_t **self_p)
+{
+    if (*self_p) {
+        zr_hdr_destroy (&(*self_p)->hdr);
+        zframe_destroy (&(*self_p)->head);
+        zmsg_destroy (&(*self_p)->msg);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+void
+zrt_expect (zrt_reply_t *r, const char *status, const char *part)
+{
+    if (strcmp (r->status, status) != 0)
+        fail_msg ("status %s (%s), expected %s", r->status, r->reason,
+                  status);
+    if (part && !strstr (r->reason, part))
+        fail_msg ("reason '%s' does not mention '%s'", r->reason, part);
+}
+
+void
+zrt_expect_free (zrt_reply_t *r, const char *status, const char *part)
+{
+    zrt_expect (r, status, part);
+    zrt_reply_destroy (&r);
+}
+
+int64_t
+zrt_int (const zr_obj_t *map, const char *key)
+{
+    int64_t v = -1;
+    if (zr_field_int (map, key, &v) != ZR_FIELD_OK)
+        fail_msg ("no int '%s'", key);
+    return v;
+}

@@ -1,9 +1,13 @@
-/*  tests/e2e/test_retention.c - per-topic retention on a real broker
-    (docs/protocol.md section 15), spoken to raw over a DEALER: old
+/*  tests/e2e/test_retention.c - retention and lookup (FIND) on a real
+    broker (docs/protocol.md section 15), spoken to raw over a DEALER: old
     messages go by age and by size, the min offset moves, a PULL below it
     is OFFSET_OUT_OF_RANGE with the min, new messages are fine, a pull
     consumer behind min continues from it, retention settings survive a
-    restart and can be changed, bad retention fields are refused.
+    restart and can be changed, bad retention fields are refused. And
+    FIND (lookup): by message id exactly that message, by key every
+    message with that key (several keys per message), an unknown id or
+    key is OK with no messages, bad requests are refused, a message
+    retention deleted is no longer found, the index survives a restart.
 
     Timing test (waits for the retention timer). ctest: RUN_SERIAL
 */
@@ -25,19 +29,8 @@ typedef struct {
     char *dir;
     zactor_t *broker;
     char *endpoint;
-    zsock_t *dealer;
-    zr_enc_t *enc;
-    int64_t rid;
+    zrt_raw_t *raw;
 } fixture_t;
-
-typedef struct {
-    zmsg_t *msg;
-    zframe_t *head;
-    zr_hdr_t *hdr;
-    const zr_obj_t *h;
-    char status [32];
-    char reason [512];
-} reply_t;
 
 static void
 s_start (fixture_t *f, const char *extra)
@@ -47,16 +40,20 @@ s_start (fixture_t *f, const char *extra)
     f->broker = zrt_broker_start (f->dir, bind, extra, &f->endpoint);
     zstr_free (&bind);
     assert_non_null (f->broker);
-    f->dealer = zsock_new_dealer (f->endpoint);
-    assert_non_null (f->dealer);
-    zsock_set_linger (f->dealer, 0);
-    zsock_set_sndtimeo (f->dealer, RECV_TIMEOUT);
+    f->raw = zrt_raw_new (f->endpoint);
+}
+
+//  Sends the request begun with zrt_raw_begin, waits for its reply.
+static zrt_reply_t *
+s_call (fixture_t *f)
+{
+    return zrt_raw_call (f->raw, NULL, RECV_TIMEOUT + 1000);
 }
 
 static void
 s_stop (fixture_t *f)
 {
-    zsock_destroy (&f->dealer);
+    zrt_raw_destroy (&f->raw);
     zactor_destroy (&f->broker);
     zstr_free (&f->endpoint);
 }
@@ -66,7 +63,6 @@ s_setup (void **state)
 {
     fixture_t *f = (fixture_t *) zmalloc (sizeof (fixture_t));
     f->dir = zrt_tempdir (TEST_NAME);
-    f->enc = zr_enc_new ();
     s_start (f, SETTINGS);
     *state = f;
     return 0;
@@ -77,100 +73,10 @@ s_teardown (void **state)
 {
     fixture_t *f = (fixture_t *) *state;
     s_stop (f);
-    zr_enc_destroy (&f->enc);
     zrt_rmrf (f->dir);
     zstr_free (&f->dir);
     free (f);
     return 0;
-}
-
-static int64_t
-s_begin (fixture_t *f, const char *cmd, size_t fields)
-{
-    zr_enc_reset (f->enc);
-    zr_enc_map (f->enc, 3 + fields);
-    zr_enc_kint (f->enc, "v", ZR_PROTOCOL_VERSION);
-    zr_enc_kint (f->enc, "rid", ++f->rid);
-    zr_enc_kstr (f->enc, "cmd", cmd);
-    return f->rid;
-}
-
-static void
-s_reply_destroy (reply_t **self_p)
-{
-    if (*self_p) {
-        zr_hdr_destroy (&(*self_p)->hdr);
-        zframe_destroy (&(*self_p)->head);
-        zmsg_destroy (&(*self_p)->msg);
-        free (*self_p);
-        *self_p = NULL;
-    }
-}
-
-//  Sends the header (plus one body when body is not NULL) and waits for
-//  the reply with this rid.
-static reply_t *
-s_call_body (fixture_t *f, int64_t rid, const char *body)
-{
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addmem (msg, zr_enc_data (f->enc), zr_enc_size (f->enc));
-    if (body)
-        zmsg_addstr (msg, body);
-    assert_int_equal (zmsg_send (&msg, f->dealer), 0);
-    zmq_pollitem_t items [] = {
-        { zsock_resolve (f->dealer), 0, ZMQ_POLLIN, 0 }
-    };
-    if (zmq_poll (items, 1, RECV_TIMEOUT + 1000) <= 0)
-        fail_msg ("no reply to rid %" PRId64, rid);
-    reply_t *r = (reply_t *) zmalloc (sizeof (reply_t));
-    r->msg = zmsg_recv (f->dealer);
-    assert_non_null (r->msg);
-    r->head = zmsg_pop (r->msg);
-    assert_non_null (r->head);
-    r->hdr = zr_hdr_decode (zframe_data (r->head), zframe_size (r->head),
-                            NULL);
-    assert_non_null (r->hdr);
-    r->h = zr_hdr_root (r->hdr);
-    int64_t got = -1;
-    assert_int_equal (zr_field_int (r->h, "rid", &got), ZR_FIELD_OK);
-    assert_true (got == rid);
-    assert_int_equal (zr_field_strbuf (r->h, "status", r->status,
-                                       sizeof r->status), ZR_FIELD_OK);
-    if (zr_field_strbuf (r->h, "reason", r->reason, sizeof r->reason))
-        r->reason [0] = 0;
-    return r;
-}
-
-static reply_t *
-s_call (fixture_t *f, int64_t rid)
-{
-    return s_call_body (f, rid, NULL);
-}
-
-static void
-s_expect (reply_t *r, const char *status, const char *part)
-{
-    if (strcmp (r->status, status) != 0)
-        fail_msg ("status %s (%s), expected %s", r->status, r->reason,
-                  status);
-    if (part && !strstr (r->reason, part))
-        fail_msg ("reason '%s' does not mention '%s'", r->reason, part);
-}
-
-static void
-s_expect_free (reply_t *r, const char *status, const char *part)
-{
-    s_expect (r, status, part);
-    s_reply_destroy (&r);
-}
-
-static int64_t
-s_int (const zr_obj_t *map, const char *key)
-{
-    int64_t v = -1;
-    if (zr_field_int (map, key, &v) != ZR_FIELD_OK)
-        fail_msg ("no int '%s'", key);
-    return v;
 }
 
 //  Creates (or changes) a topic; retention -1 leaves the field out.
@@ -178,15 +84,15 @@ static void
 s_create (fixture_t *f, const char *topic, int queues, int64_t ms,
           int64_t bytes)
 {
-    int64_t rid = s_begin (f, "TOPIC_CREATE",
+    zrt_raw_begin (f->raw, "TOPIC_CREATE",
                            2 + (ms >= 0) + (bytes >= 0));
-    zr_enc_kstr (f->enc, "topic", topic);
-    zr_enc_kint (f->enc, "queues", queues);
+    zr_enc_kstr (f->raw->enc, "topic", topic);
+    zr_enc_kint (f->raw->enc, "queues", queues);
     if (ms >= 0)
-        zr_enc_kint (f->enc, "retention_ms", ms);
+        zr_enc_kint (f->raw->enc, "retention_ms", ms);
     if (bytes >= 0)
-        zr_enc_kint (f->enc, "retention_bytes", bytes);
-    s_expect_free (s_call (f, rid), "OK", NULL);
+        zr_enc_kint (f->raw->enc, "retention_bytes", bytes);
+    zrt_expect_free (s_call (f), "OK", NULL);
 }
 
 //  Sends body to queue 0 of topic with id (NULL: broker's) and keys
@@ -195,17 +101,17 @@ static int64_t
 s_send (fixture_t *f, const char *topic, const char *id, const char *keys,
         const char *body)
 {
-    int64_t rid = s_begin (f, "SEND", 2 + (id != NULL) + (keys != NULL));
-    zr_enc_kstr (f->enc, "topic", topic);
-    zr_enc_kint (f->enc, "queue", 0);
+    zrt_raw_begin (f->raw, "SEND", 2 + (id != NULL) + (keys != NULL));
+    zr_enc_kstr (f->raw->enc, "topic", topic);
+    zr_enc_kint (f->raw->enc, "queue", 0);
     if (id)
-        zr_enc_kstr (f->enc, "id", id);
+        zr_enc_kstr (f->raw->enc, "id", id);
     if (keys)
-        zr_enc_kstr (f->enc, "keys", keys);
-    reply_t *r = s_call_body (f, rid, body);
-    s_expect (r, "SEND_OK", NULL);
-    int64_t offset = s_int (r->h, "offset");
-    s_reply_destroy (&r);
+        zr_enc_kstr (f->raw->enc, "keys", keys);
+    zrt_reply_t *r = zrt_raw_call (f->raw, body, RECV_TIMEOUT + 1000);
+    zrt_expect (r, "SEND_OK", NULL);
+    int64_t offset = zrt_int (r->h, "offset");
+    zrt_reply_destroy (&r);
     return offset;
 }
 
@@ -213,16 +119,16 @@ s_send (fixture_t *f, const char *topic, const char *id, const char *keys,
 static void
 s_bounds (fixture_t *f, const char *topic, int64_t *min, int64_t *max)
 {
-    int64_t rid = s_begin (f, "TOPIC_INFO", 1);
-    zr_enc_kstr (f->enc, "topic", topic);
-    reply_t *r = s_call (f, rid);
-    s_expect (r, "OK", NULL);
+    zrt_raw_begin (f->raw, "TOPIC_INFO", 1);
+    zr_enc_kstr (f->raw->enc, "topic", topic);
+    zrt_reply_t *r = s_call (f);
+    zrt_expect (r, "OK", NULL);
     const zr_obj_t *offsets = zr_obj_get (r->h, "offsets");
     assert_true (zr_obj_size (offsets) >= 1);
     const zr_obj_t *q0 = zr_obj_at (offsets, 0);
     assert_int_equal (zr_obj_int (zr_obj_at (q0, 0), min), ZR_FIELD_OK);
     assert_int_equal (zr_obj_int (zr_obj_at (q0, 1), max), ZR_FIELD_OK);
-    s_reply_destroy (&r);
+    zrt_reply_destroy (&r);
 }
 
 //  Waits (a long-poll PULL on an empty topic paces it, no sleep) until
@@ -239,27 +145,27 @@ s_wait_min (fixture_t *f, const char *topic, int64_t want)
         if (zclock_mono () > deadline)
             fail_msg ("%s: min is %" PRId64 ", wanted %" PRId64, topic,
                       min, want);
-        int64_t rid = s_begin (f, "PULL", 5);
-        zr_enc_kstr (f->enc, "topic", "pace");
-        zr_enc_kint (f->enc, "queue", 0);
-        zr_enc_kint (f->enc, "offset", 0);
-        zr_enc_kint (f->enc, "max_count", 1);
-        zr_enc_kint (f->enc, "wait", 50);
-        reply_t *r = s_call (f, rid);
-        s_reply_destroy (&r);
+        zrt_raw_begin (f->raw, "PULL", 5);
+        zr_enc_kstr (f->raw->enc, "topic", "pace");
+        zr_enc_kint (f->raw->enc, "queue", 0);
+        zr_enc_kint (f->raw->enc, "offset", 0);
+        zr_enc_kint (f->raw->enc, "max_count", 1);
+        zr_enc_kint (f->raw->enc, "wait", 50);
+        zrt_reply_t *r = s_call (f);
+        zrt_reply_destroy (&r);
     }
 }
 
 //  Pulls queue 0 of topic at offset: returns the reply.
-static reply_t *
+static zrt_reply_t *
 s_pull (fixture_t *f, const char *topic, int64_t offset)
 {
-    int64_t rid = s_begin (f, "PULL", 4);
-    zr_enc_kstr (f->enc, "topic", topic);
-    zr_enc_kint (f->enc, "queue", 0);
-    zr_enc_kint (f->enc, "offset", offset);
-    zr_enc_kint (f->enc, "max_count", 100);
-    return s_call (f, rid);
+    zrt_raw_begin (f->raw, "PULL", 4);
+    zr_enc_kstr (f->raw->enc, "topic", topic);
+    zr_enc_kint (f->raw->enc, "queue", 0);
+    zr_enc_kint (f->raw->enc, "offset", offset);
+    zr_enc_kint (f->raw->enc, "max_count", 100);
+    return s_call (f);
 }
 
 static void
@@ -282,31 +188,31 @@ test_age (void **state)
     assert_int_equal (min, 0);
     assert_int_equal (max, 5);
 
-    reply_t *r = s_pull (f, "age", 0);
-    s_expect (r, "OFFSET_OUT_OF_RANGE", NULL);
-    assert_int_equal (s_int (r->h, "min"), 4);
-    s_reply_destroy (&r);
+    zrt_reply_t *r = s_pull (f, "age", 0);
+    zrt_expect (r, "OFFSET_OUT_OF_RANGE", NULL);
+    assert_int_equal (zrt_int (r->h, "min"), 4);
+    zrt_reply_destroy (&r);
     r = s_pull (f, "age", 4);
-    s_expect (r, "OK", NULL);
+    zrt_expect (r, "OK", NULL);
     assert_int_equal (zr_obj_size (zr_obj_get (r->h, "msgs")), 1);
-    s_reply_destroy (&r);
+    zrt_reply_destroy (&r);
     //  New messages are fine, offsets go on.
     assert_int_equal (s_send (f, "age", NULL, NULL, "new"), 5);
     r = s_pull (f, "age", 5);
-    s_expect (r, "OK", NULL);
+    zrt_expect (r, "OK", NULL);
     assert_int_equal (zr_obj_size (zr_obj_get (r->h, "msgs")), 1);
-    s_reply_destroy (&r);
+    zrt_reply_destroy (&r);
 
     //  STATS counts the deleted ones and shows disk use per topic.
-    int64_t rid = s_begin (f, "STATS", 0);
-    r = s_call (f, rid);
-    s_expect (r, "OK", NULL);
+    zrt_raw_begin (f->raw, "STATS", 0);
+    r = s_call (f);
+    zrt_expect (r, "OK", NULL);
     const zr_obj_t *age = zr_obj_get (
         zr_obj_get (zr_obj_get (r->h, "stats"), "topics"), "age");
     assert_non_null (age);
-    assert_true (s_int (age, "retention_deleted") >= 4);
-    assert_true (s_int (age, "disk_bytes") >= 0);
-    s_reply_destroy (&r);
+    assert_true (zrt_int (age, "retention_deleted") >= 4);
+    assert_true (zrt_int (age, "disk_bytes") >= 0);
+    zrt_reply_destroy (&r);
 }
 
 static void
@@ -382,64 +288,64 @@ test_restart_and_change (void **state)
     s_create (f, "plain", 1, -1, -1);
 
     //  TOPIC_CREATE on an existing topic changes its retention.
-    int64_t rid = s_begin (f, "TOPIC_CREATE", 3);
-    zr_enc_kstr (f->enc, "topic", "conf");
-    zr_enc_kint (f->enc, "queues", 2);      //  absent: default-queues
-    zr_enc_kint (f->enc, "retention_ms", 654321);
-    reply_t *r = s_call (f, rid);
-    s_expect (r, "OK", NULL);
-    assert_int_equal (s_int (r->h, "retention_ms"), 654321);
-    assert_int_equal (s_int (r->h, "retention_bytes"), 789000);
-    assert_int_equal (s_int (r->h, "queues"), 2);
-    s_reply_destroy (&r);
+    zrt_raw_begin (f->raw, "TOPIC_CREATE", 3);
+    zr_enc_kstr (f->raw->enc, "topic", "conf");
+    zr_enc_kint (f->raw->enc, "queues", 2);      //  absent: default-queues
+    zr_enc_kint (f->raw->enc, "retention_ms", 654321);
+    zrt_reply_t *r = s_call (f);
+    zrt_expect (r, "OK", NULL);
+    assert_int_equal (zrt_int (r->h, "retention_ms"), 654321);
+    assert_int_equal (zrt_int (r->h, "retention_bytes"), 789000);
+    assert_int_equal (zrt_int (r->h, "queues"), 2);
+    zrt_reply_destroy (&r);
 
     s_stop (f);
     s_start (f, "retention-check-ms=20;default-retention-ms=5000;"
                 "default-retention-bytes=100000");
-    rid = s_begin (f, "TOPIC_INFO", 1);
-    zr_enc_kstr (f->enc, "topic", "conf");
-    r = s_call (f, rid);
-    s_expect (r, "OK", NULL);
-    assert_int_equal (s_int (r->h, "retention_ms"), 654321);
-    assert_int_equal (s_int (r->h, "retention_bytes"), 789000);
-    assert_int_equal (s_int (r->h, "queues"), 2);
-    s_reply_destroy (&r);
+    zrt_raw_begin (f->raw, "TOPIC_INFO", 1);
+    zr_enc_kstr (f->raw->enc, "topic", "conf");
+    r = s_call (f);
+    zrt_expect (r, "OK", NULL);
+    assert_int_equal (zrt_int (r->h, "retention_ms"), 654321);
+    assert_int_equal (zrt_int (r->h, "retention_bytes"), 789000);
+    assert_int_equal (zrt_int (r->h, "queues"), 2);
+    zrt_reply_destroy (&r);
     //  A topic that set none follows the broker's defaults.
-    rid = s_begin (f, "TOPIC_INFO", 1);
-    zr_enc_kstr (f->enc, "topic", "plain");
-    r = s_call (f, rid);
-    s_expect (r, "OK", NULL);
-    assert_int_equal (s_int (r->h, "retention_ms"), 5000);
-    assert_int_equal (s_int (r->h, "retention_bytes"), 100000);
-    s_reply_destroy (&r);
+    zrt_raw_begin (f->raw, "TOPIC_INFO", 1);
+    zr_enc_kstr (f->raw->enc, "topic", "plain");
+    r = s_call (f);
+    zrt_expect (r, "OK", NULL);
+    assert_int_equal (zrt_int (r->h, "retention_ms"), 5000);
+    assert_int_equal (zrt_int (r->h, "retention_bytes"), 100000);
+    zrt_reply_destroy (&r);
     //  Deleting and re-creating a topic forgets its retention.
-    rid = s_begin (f, "TOPIC_DELETE", 1);
-    zr_enc_kstr (f->enc, "topic", "conf");
-    s_expect_free (s_call (f, rid), "OK", NULL);
+    zrt_raw_begin (f->raw, "TOPIC_DELETE", 1);
+    zr_enc_kstr (f->raw->enc, "topic", "conf");
+    zrt_expect_free (s_call (f), "OK", NULL);
     s_create (f, "conf", 1, -1, -1);
-    rid = s_begin (f, "TOPIC_INFO", 1);
-    zr_enc_kstr (f->enc, "topic", "conf");
-    r = s_call (f, rid);
-    s_expect (r, "OK", NULL);
-    assert_int_equal (s_int (r->h, "retention_ms"), 5000);
-    s_reply_destroy (&r);
+    zrt_raw_begin (f->raw, "TOPIC_INFO", 1);
+    zr_enc_kstr (f->raw->enc, "topic", "conf");
+    r = s_call (f);
+    zrt_expect (r, "OK", NULL);
+    assert_int_equal (zrt_int (r->h, "retention_ms"), 5000);
+    zrt_reply_destroy (&r);
 }
 
 static void
 test_bad_input (void **state)
 {
     fixture_t *f = (fixture_t *) *state;
-    int64_t rid = s_begin (f, "TOPIC_CREATE", 2);
-    zr_enc_kstr (f->enc, "topic", "bad");
-    zr_enc_kint (f->enc, "retention_ms", -5);
-    s_expect_free (s_call (f, rid), "BAD_ARGUMENT", "retention_ms");
-    rid = s_begin (f, "TOPIC_CREATE", 2);
-    zr_enc_kstr (f->enc, "topic", "bad");
-    zr_enc_kstr (f->enc, "retention_bytes", "lots");
-    s_expect_free (s_call (f, rid), "MALFORMED", "retention_bytes");
-    rid = s_begin (f, "TOPIC_INFO", 1);
-    zr_enc_kstr (f->enc, "topic", "bad");
-    s_expect_free (s_call (f, rid), "TOPIC_NOT_FOUND", NULL);
+    zrt_raw_begin (f->raw, "TOPIC_CREATE", 2);
+    zr_enc_kstr (f->raw->enc, "topic", "bad");
+    zr_enc_kint (f->raw->enc, "retention_ms", -5);
+    zrt_expect_free (s_call (f), "BAD_ARGUMENT", "retention_ms");
+    zrt_raw_begin (f->raw, "TOPIC_CREATE", 2);
+    zr_enc_kstr (f->raw->enc, "topic", "bad");
+    zr_enc_kstr (f->raw->enc, "retention_bytes", "lots");
+    zrt_expect_free (s_call (f), "MALFORMED", "retention_bytes");
+    zrt_raw_begin (f->raw, "TOPIC_INFO", 1);
+    zr_enc_kstr (f->raw->enc, "topic", "bad");
+    zrt_expect_free (s_call (f), "TOPIC_NOT_FOUND", NULL);
 
     //  Bad settings stop START.
     char *dir = zrt_tempdir ("retainbad");
@@ -472,6 +378,173 @@ test_bad_input (void **state)
     zstr_free (&dir);
 }
 
+#define ID_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1"
+#define ID_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb2"
+#define ID_C "ccccccccccccccccccccccccccccccc3"
+#define ID_X "0000000000000000000000000000dead"
+
+//  FIND by id (by_id) or key; returns the reply (status checked by the
+//  caller).
+static zrt_reply_t *
+s_find (fixture_t *f, const char *topic, bool by_id, const char *str)
+{
+    zrt_raw_begin (f->raw, "FIND", 2);
+    zr_enc_kstr (f->raw->enc, "topic", topic);
+    zr_enc_kstr (f->raw->enc, by_id ? "id" : "key", str);
+    return s_call (f);
+}
+
+//  Asserts the reply found exactly these bodies, in order.
+static void
+s_found (zrt_reply_t *r, const char **bodies, size_t count)
+{
+    zrt_expect (r, "OK", NULL);
+    const zr_obj_t *msgs = zr_obj_get (r->h, "msgs");
+    assert_int_equal (zr_obj_size (msgs), count);
+    assert_int_equal (zmsg_size (r->msg), count);
+    zframe_t *frame = zmsg_first (r->msg);
+    for (size_t i = 0; i < count; i++) {
+        assert_non_null (frame);
+        assert_int_equal (zframe_size (frame), strlen (bodies [i]));
+        assert_memory_equal (zframe_data (frame), bodies [i],
+                             strlen (bodies [i]));
+        frame = zmsg_next (r->msg);
+    }
+}
+
+static void
+test_find (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    s_create (f, "look", 1, -1, -1);
+    s_create (f, "other", 1, -1, -1);
+    s_send (f, "look", ID_A, "k1 k2", "a");
+    s_send (f, "look", ID_B, "k2", "b");
+    s_send (f, "look", ID_C, "  k3  k2k ", "c");
+    s_send (f, "other", ID_X, "k1", "x");
+
+    zrt_reply_t *r = s_find (f, "look", true, ID_B);
+    const char *b [] = { "b" };
+    s_found (r, b, 1);
+    const zr_obj_t *m = zr_obj_at (zr_obj_get (r->h, "msgs"), 0);
+    char id [64];
+    assert_int_equal (zr_field_strbuf (m, "id", id, sizeof id),
+                      ZR_FIELD_OK);
+    assert_string_equal (id, ID_B);
+    assert_int_equal (zrt_int (m, "offset"), 1);
+    zrt_reply_destroy (&r);
+
+    const char *k2 [] = { "a", "b" };
+    r = s_find (f, "look", false, "k2");
+    s_found (r, k2, 2);
+    zrt_reply_destroy (&r);
+    const char *k1 [] = { "a" };
+    r = s_find (f, "look", false, "k1");        //  not "other"'s k1
+    s_found (r, k1, 1);
+    zrt_reply_destroy (&r);
+    const char *c [] = { "c" };
+    r = s_find (f, "look", false, "k2k");
+    s_found (r, c, 1);
+    zrt_reply_destroy (&r);
+    r = s_find (f, "look", false, "k3");
+    s_found (r, c, 1);
+    zrt_reply_destroy (&r);
+
+    //  Unknown id or key: OK, no messages.
+    r = s_find (f, "look", true, ID_X);
+    s_found (r, NULL, 0);
+    zrt_reply_destroy (&r);
+    r = s_find (f, "look", false, "k");
+    s_found (r, NULL, 0);
+    zrt_reply_destroy (&r);
+
+    //  max_count
+    zrt_raw_begin (f->raw, "FIND", 3);
+    zr_enc_kstr (f->raw->enc, "topic", "look");
+    zr_enc_kstr (f->raw->enc, "key", "k2");
+    zr_enc_kint (f->raw->enc, "max_count", 1);
+    r = s_call (f);
+    s_found (r, k1, 1);
+    zrt_reply_destroy (&r);
+}
+
+static void
+test_find_bad_requests (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    s_create (f, "look", 1, -1, -1);
+    zrt_expect_free (s_find (f, "nope", true, ID_A), "TOPIC_NOT_FOUND", NULL);
+    zrt_expect_free (s_find (f, "look", false, "a b"), "BAD_ARGUMENT",
+                   "spaces");
+    zrt_expect_free (s_find (f, "look", false, ""), "BAD_ARGUMENT", NULL);
+    zrt_raw_begin (f->raw, "FIND", 1);
+    zr_enc_kstr (f->raw->enc, "topic", "look");
+    zrt_expect_free (s_call (f), "BAD_ARGUMENT", "one of");
+    zrt_raw_begin (f->raw, "FIND", 3);
+    zr_enc_kstr (f->raw->enc, "topic", "look");
+    zr_enc_kstr (f->raw->enc, "id", ID_A);
+    zr_enc_kstr (f->raw->enc, "key", "k");
+    zrt_expect_free (s_call (f), "BAD_ARGUMENT", "one of");
+    zrt_raw_begin (f->raw, "FIND", 2);
+    zr_enc_kstr (f->raw->enc, "topic", "look");
+    zr_enc_kint (f->raw->enc, "id", 5);
+    zrt_expect_free (s_call (f), "MALFORMED", NULL);
+    zrt_raw_begin (f->raw, "FIND", 3);
+    zr_enc_kstr (f->raw->enc, "topic", "look");
+    zr_enc_kstr (f->raw->enc, "key", "k");
+    zr_enc_kint (f->raw->enc, "max_count", 0);
+    zrt_expect_free (s_call (f), "BAD_ARGUMENT", "max_count");
+    char *huge = (char *) malloc (2000);
+    memset (huge, 'k', 1999);
+    huge [1999] = 0;
+    zrt_expect_free (s_find (f, "look", false, huge), "BAD_ARGUMENT", NULL);
+    free (huge);
+    //  Still serving
+    zrt_raw_begin (f->raw, "PING", 0);
+    zrt_expect_free (s_call (f), "OK", NULL);
+}
+
+static void
+test_find_after_retention (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    s_create (f, "pace", 1, -1, -1);
+    s_create (f, "short", 1, 200, 0);
+    s_send (f, "short", ID_A, "gone", "a");
+    s_send (f, "short", ID_B, "gone stays", "b");
+    s_wait_min (f, "short", 1);
+    zrt_reply_t *r = s_find (f, "short", true, ID_A);
+    s_found (r, NULL, 0);
+    zrt_reply_destroy (&r);
+    const char *b [] = { "b" };
+    r = s_find (f, "short", false, "gone");
+    s_found (r, b, 1);
+    zrt_reply_destroy (&r);
+    r = s_find (f, "short", true, ID_B);
+    s_found (r, b, 1);
+    zrt_reply_destroy (&r);
+
+    //  A deleted and re-created topic has no old index entries.
+    zrt_raw_begin (f->raw, "TOPIC_DELETE", 1);
+    zr_enc_kstr (f->raw->enc, "topic", "short");
+    zrt_expect_free (s_call (f), "OK", NULL);
+    s_create (f, "short", 1, 0, 0);
+    s_send (f, "short", NULL, NULL, "new");
+    s_send (f, "short", NULL, NULL, "new");
+    r = s_find (f, "short", true, ID_B);
+    s_found (r, NULL, 0);
+    zrt_reply_destroy (&r);
+
+    //  The index survives a restart.
+    s_send (f, "short", ID_C, "kept", "c");
+    s_stop (f);
+    s_start (f, SETTINGS);
+    const char *c [] = { "c" };
+    r = s_find (f, "short", false, "kept");
+    s_found (r, c, 1);
+    zrt_reply_destroy (&r);
+}
+
 int
 main (void)
 {
@@ -481,6 +554,11 @@ main (void)
         cmocka_unit_test_setup_teardown (test_consumer_continues, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_restart_and_change, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_find, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_find_bad_requests, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_find_after_retention, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_input, s_setup,
                                          s_teardown),

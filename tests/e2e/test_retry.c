@@ -26,19 +26,8 @@ typedef struct {
     char *dir;
     zactor_t *broker;
     char *endpoint;
-    zsock_t *dealer;
-    zr_enc_t *enc;
-    int64_t rid;
+    zrt_raw_t *raw;
 } fixture_t;
-
-typedef struct {
-    zmsg_t *msg;
-    zframe_t *head;
-    zr_hdr_t *hdr;
-    const zr_obj_t *h;
-    char status [32];
-    char reason [512];
-} reply_t;
 
 static void
 s_start (fixture_t *f, const char *extra)
@@ -48,16 +37,20 @@ s_start (fixture_t *f, const char *extra)
     f->broker = zrt_broker_start (f->dir, bind, extra, &f->endpoint);
     zstr_free (&bind);
     assert_non_null (f->broker);
-    f->dealer = zsock_new_dealer (f->endpoint);
-    assert_non_null (f->dealer);
-    zsock_set_linger (f->dealer, 0);
-    zsock_set_sndtimeo (f->dealer, RECV_TIMEOUT);
+    f->raw = zrt_raw_new (f->endpoint);
+}
+
+//  Sends the request begun with zrt_raw_begin, waits for its reply.
+static zrt_reply_t *
+s_call (fixture_t *f)
+{
+    return zrt_raw_call (f->raw, NULL, RECV_TIMEOUT + 1000);
 }
 
 static void
 s_stop (fixture_t *f)
 {
-    zsock_destroy (&f->dealer);
+    zrt_raw_destroy (&f->raw);
     zactor_destroy (&f->broker);
     zstr_free (&f->endpoint);
 }
@@ -67,7 +60,6 @@ s_setup (void **state)
 {
     fixture_t *f = (fixture_t *) zmalloc (sizeof (fixture_t));
     f->dir = zrt_tempdir ("retrytest");
-    f->enc = zr_enc_new ();
     s_start (f, SETTINGS);
     *state = f;
     return 0;
@@ -78,100 +70,10 @@ s_teardown (void **state)
 {
     fixture_t *f = (fixture_t *) *state;
     s_stop (f);
-    zr_enc_destroy (&f->enc);
     zrt_rmrf (f->dir);
     zstr_free (&f->dir);
     free (f);
     return 0;
-}
-
-static int64_t
-s_begin (fixture_t *f, const char *cmd, size_t fields)
-{
-    zr_enc_reset (f->enc);
-    zr_enc_map (f->enc, 3 + fields);
-    zr_enc_kint (f->enc, "v", ZR_PROTOCOL_VERSION);
-    zr_enc_kint (f->enc, "rid", ++f->rid);
-    zr_enc_kstr (f->enc, "cmd", cmd);
-    return f->rid;
-}
-
-static void
-s_reply_destroy (reply_t **self_p)
-{
-    if (*self_p) {
-        zr_hdr_destroy (&(*self_p)->hdr);
-        zframe_destroy (&(*self_p)->head);
-        zmsg_destroy (&(*self_p)->msg);
-        free (*self_p);
-        *self_p = NULL;
-    }
-}
-
-//  Sends the header (plus one body when body is not NULL) and waits up
-//  to timeout ms for the reply with this rid.
-static reply_t *
-s_call_wait (fixture_t *f, int64_t rid, const char *body, int timeout)
-{
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addmem (msg, zr_enc_data (f->enc), zr_enc_size (f->enc));
-    if (body)
-        zmsg_addstr (msg, body);
-    assert_int_equal (zmsg_send (&msg, f->dealer), 0);
-    zmq_pollitem_t items [] = {
-        { zsock_resolve (f->dealer), 0, ZMQ_POLLIN, 0 }
-    };
-    if (zmq_poll (items, 1, timeout) <= 0)
-        fail_msg ("no reply to rid %" PRId64 " within %d ms", rid, timeout);
-    reply_t *r = (reply_t *) zmalloc (sizeof (reply_t));
-    r->msg = zmsg_recv (f->dealer);
-    assert_non_null (r->msg);
-    r->head = zmsg_pop (r->msg);
-    assert_non_null (r->head);
-    r->hdr = zr_hdr_decode (zframe_data (r->head), zframe_size (r->head),
-                            NULL);
-    assert_non_null (r->hdr);
-    r->h = zr_hdr_root (r->hdr);
-    int64_t got = -1;
-    assert_int_equal (zr_field_int (r->h, "rid", &got), ZR_FIELD_OK);
-    assert_true (got == rid);
-    assert_int_equal (zr_field_strbuf (r->h, "status", r->status,
-                                       sizeof r->status), ZR_FIELD_OK);
-    if (zr_field_strbuf (r->h, "reason", r->reason, sizeof r->reason))
-        r->reason [0] = 0;
-    return r;
-}
-
-static reply_t *
-s_call (fixture_t *f, int64_t rid)
-{
-    return s_call_wait (f, rid, NULL, RECV_TIMEOUT);
-}
-
-static void
-s_expect (reply_t *r, const char *status, const char *part)
-{
-    if (strcmp (r->status, status) != 0)
-        fail_msg ("status %s (%s), expected %s", r->status, r->reason,
-                  status);
-    if (part && !strstr (r->reason, part))
-        fail_msg ("reason '%s' does not mention '%s'", r->reason, part);
-}
-
-static void
-s_expect_free (reply_t *r, const char *status, const char *part)
-{
-    s_expect (r, status, part);
-    s_reply_destroy (&r);
-}
-
-static int64_t
-s_int (const zr_obj_t *map, const char *key)
-{
-    int64_t v = -1;
-    if (zr_field_int (map, key, &v) != ZR_FIELD_OK)
-        fail_msg ("no int '%s'", key);
-    return v;
 }
 
 //  Asserts that string field key of map equals value.
@@ -188,46 +90,46 @@ s_str_is (const zr_obj_t *map, const char *key, const char *value)
 static void
 s_create (fixture_t *f, const char *topic)
 {
-    int64_t rid = s_begin (f, "TOPIC_CREATE", 2);
-    zr_enc_kstr (f->enc, "topic", topic);
-    zr_enc_kint (f->enc, "queues", 1);
-    s_expect_free (s_call (f, rid), "OK", NULL);
+    zrt_raw_begin (f->raw, "TOPIC_CREATE", 2);
+    zr_enc_kstr (f->raw->enc, "topic", topic);
+    zr_enc_kint (f->raw->enc, "queues", 1);
+    zrt_expect_free (s_call (f), "OK", NULL);
 }
 
 //  Sends body with MSG_ID and a user prop; returns the offset.
 static int64_t
 s_produce (fixture_t *f, const char *topic, const char *body)
 {
-    int64_t rid = s_begin (f, "SEND", 4);
-    zr_enc_kstr (f->enc, "topic", topic);
-    zr_enc_kint (f->enc, "queue", 0);
-    zr_enc_kstr (f->enc, "id", MSG_ID);
-    zr_enc_str (f->enc, "props");
-    zr_enc_map (f->enc, 1);
-    zr_enc_kstr (f->enc, "user", "kept");
-    reply_t *r = s_call_wait (f, rid, body, RECV_TIMEOUT);
-    s_expect (r, "SEND_OK", NULL);
-    int64_t offset = s_int (r->h, "offset");
-    s_reply_destroy (&r);
+    zrt_raw_begin (f->raw, "SEND", 4);
+    zr_enc_kstr (f->raw->enc, "topic", topic);
+    zr_enc_kint (f->raw->enc, "queue", 0);
+    zr_enc_kstr (f->raw->enc, "id", MSG_ID);
+    zr_enc_str (f->raw->enc, "props");
+    zr_enc_map (f->raw->enc, 1);
+    zr_enc_kstr (f->raw->enc, "user", "kept");
+    zrt_reply_t *r = zrt_raw_call (f->raw, body, RECV_TIMEOUT);
+    zrt_expect (r, "SEND_OK", NULL);
+    int64_t offset = zrt_int (r->h, "offset");
+    zrt_reply_destroy (&r);
     return offset;
 }
 
 //  SEND_BACK; error and dlq optional (NULL, false: omitted). Returns the
 //  reply.
-static reply_t *
+static zrt_reply_t *
 s_send_back (fixture_t *f, const char *group, const char *topic,
              int64_t offset, const char *error, bool dlq)
 {
-    int64_t rid = s_begin (f, "SEND_BACK", 4 + (error != NULL) + dlq);
-    zr_enc_kstr (f->enc, "group", group);
-    zr_enc_kstr (f->enc, "topic", topic);
-    zr_enc_kint (f->enc, "queue", 0);
-    zr_enc_kint (f->enc, "offset", offset);
+    zrt_raw_begin (f->raw, "SEND_BACK", 4 + (error != NULL) + dlq);
+    zr_enc_kstr (f->raw->enc, "group", group);
+    zr_enc_kstr (f->raw->enc, "topic", topic);
+    zr_enc_kint (f->raw->enc, "queue", 0);
+    zr_enc_kint (f->raw->enc, "offset", offset);
     if (error)
-        zr_enc_kstr (f->enc, "error", error);
+        zr_enc_kstr (f->raw->enc, "error", error);
     if (dlq)
-        zr_enc_kbool (f->enc, "dlq", true);
-    return s_call (f, rid);
+        zr_enc_kbool (f->raw->enc, "dlq", true);
+    return s_call (f);
 }
 
 static void
@@ -235,24 +137,24 @@ s_send_back_ok (fixture_t *f, const char *group, const char *topic,
                 int64_t offset, const char *error, bool dlq,
                 int64_t attempts, bool to_dlq)
 {
-    reply_t *r = s_send_back (f, group, topic, offset, error, dlq);
-    s_expect (r, "OK", NULL);
-    assert_true (s_int (r->h, "attempts") == attempts);
+    zrt_reply_t *r = s_send_back (f, group, topic, offset, error, dlq);
+    zrt_expect (r, "OK", NULL);
+    assert_true (zrt_int (r->h, "attempts") == attempts);
     bool went = !to_dlq;
     assert_int_equal (zr_field_bool (r->h, "dlq", &went), ZR_FIELD_OK);
     assert_true (went == to_dlq);
-    s_reply_destroy (&r);
+    zrt_reply_destroy (&r);
 }
 
-static reply_t *
+static zrt_reply_t *
 s_pull (fixture_t *f, const char *topic, int64_t offset, int wait)
 {
-    int64_t rid = s_begin (f, "PULL", 4);
-    zr_enc_kstr (f->enc, "topic", topic);
-    zr_enc_kint (f->enc, "queue", 0);
-    zr_enc_kint (f->enc, "offset", offset);
-    zr_enc_kint (f->enc, "wait", wait);
-    return s_call_wait (f, rid, NULL, wait + RECV_TIMEOUT);
+    zrt_raw_begin (f->raw, "PULL", 4);
+    zr_enc_kstr (f->raw->enc, "topic", topic);
+    zr_enc_kint (f->raw->enc, "queue", 0);
+    zr_enc_kint (f->raw->enc, "offset", offset);
+    zr_enc_kint (f->raw->enc, "wait", wait);
+    return zrt_raw_call (f->raw, NULL, wait + RECV_TIMEOUT);
 }
 
 //  Checks one message map and its body: same id and body, the user prop
@@ -282,38 +184,38 @@ s_expect_retry (fixture_t *f, const char *topic, int64_t offset,
                 int64_t sent, int64_t delay, const char *times,
                 const char *error)
 {
-    s_expect_free (s_pull (f, topic, offset, 0), "NO_NEW_MSG", NULL);
-    reply_t *r = s_pull (f, topic, offset, 3000);
+    zrt_expect_free (s_pull (f, topic, offset, 0), "NO_NEW_MSG", NULL);
+    zrt_reply_t *r = s_pull (f, topic, offset, 3000);
     int64_t elapsed = zclock_mono () - sent;
-    s_expect (r, "OK", NULL);
+    zrt_expect (r, "OK", NULL);
     if (elapsed < delay - 5 || elapsed > 3 * delay + 500)
         fail_msg ("retry arrived after %" PRId64 " ms, delay %" PRId64,
                   elapsed, delay);
     const zr_obj_t *msgs = zr_obj_get (r->h, "msgs");
     assert_int_equal (zr_obj_size (msgs), 1);
-    assert_true (s_int (zr_obj_at (msgs, 0), "offset") == offset);
+    assert_true (zrt_int (zr_obj_at (msgs, 0), "offset") == offset);
     s_check_msg (zr_obj_at (msgs, 0), zmsg_first (r->msg), times, error);
-    s_reply_destroy (&r);
+    zrt_reply_destroy (&r);
 }
 
 //  DLQ_LIST of group; returns the reply (asserted OK).
-static reply_t *
+static zrt_reply_t *
 s_dlq_list (fixture_t *f, const char *group)
 {
-    int64_t rid = s_begin (f, "DLQ_LIST", 1);
-    zr_enc_kstr (f->enc, "group", group);
-    reply_t *r = s_call (f, rid);
-    s_expect (r, "OK", NULL);
+    zrt_raw_begin (f->raw, "DLQ_LIST", 1);
+    zr_enc_kstr (f->raw->enc, "group", group);
+    zrt_reply_t *r = s_call (f);
+    zrt_expect (r, "OK", NULL);
     return r;
 }
 
 static size_t
 s_dlq_count (fixture_t *f, const char *group)
 {
-    reply_t *r = s_dlq_list (f, group);
+    zrt_reply_t *r = s_dlq_list (f, group);
     size_t n = zr_obj_size (zr_obj_get (r->h, "msgs"));
     assert_int_equal (zmsg_size (r->msg), n);
-    s_reply_destroy (&r);
+    zrt_reply_destroy (&r);
     return n;
 }
 
@@ -321,17 +223,17 @@ s_dlq_count (fixture_t *f, const char *group)
 static int64_t
 s_dlq_resend (fixture_t *f, const char *group, const char *id)
 {
-    int64_t rid = s_begin (f, "DLQ_RESEND", 1 + (id != NULL));
-    zr_enc_kstr (f->enc, "group", group);
+    zrt_raw_begin (f->raw, "DLQ_RESEND", 1 + (id != NULL));
+    zr_enc_kstr (f->raw->enc, "group", group);
     if (id) {
-        zr_enc_str (f->enc, "ids");
-        zr_enc_array (f->enc, 1);
-        zr_enc_str (f->enc, id);
+        zr_enc_str (f->raw->enc, "ids");
+        zr_enc_array (f->raw->enc, 1);
+        zr_enc_str (f->raw->enc, id);
     }
-    reply_t *r = s_call (f, rid);
-    s_expect (r, "OK", NULL);
-    int64_t resent = s_int (r->h, "resent");
-    s_reply_destroy (&r);
+    zrt_reply_t *r = s_call (f);
+    zrt_expect (r, "OK", NULL);
+    int64_t resent = zrt_int (r->h, "resent");
+    zrt_reply_destroy (&r);
     return resent;
 }
 
@@ -358,14 +260,14 @@ test_retry_then_dlq (void **state)
     s_expect_retry (f, "%RETRY%g1", 2, sent, 200, "3", "e2");
     //  4th > max-reconsume 3: dead letter, at once
     s_send_back_ok (f, "g1", "%RETRY%g1", 2, "final", false, 4, true);
-    reply_t *r = s_pull (f, "%DLQ%g1", 0, 0);
-    s_expect (r, "OK", NULL);
+    zrt_reply_t *r = s_pull (f, "%DLQ%g1", 0, 0);
+    zrt_expect (r, "OK", NULL);
     const zr_obj_t *msgs = zr_obj_get (r->h, "msgs");
     assert_int_equal (zr_obj_size (msgs), 1);
     s_check_msg (zr_obj_at (msgs, 0), zmsg_first (r->msg), "4", "final");
-    s_reply_destroy (&r);
+    zrt_reply_destroy (&r);
     //  Nothing more goes to the retry topic
-    s_expect_free (s_pull (f, "%RETRY%g1", 3, 400), "NO_NEW_MSG", NULL);
+    zrt_expect_free (s_pull (f, "%RETRY%g1", 3, 400), "NO_NEW_MSG", NULL);
 
     //  DLQ_LIST shows it
     r = s_dlq_list (f, "g1");
@@ -373,7 +275,7 @@ test_retry_then_dlq (void **state)
     assert_int_equal (zr_obj_size (msgs), 1);
     assert_int_equal (zmsg_size (r->msg), 1);
     s_check_msg (zr_obj_at (msgs, 0), zmsg_first (r->msg), "4", "final");
-    s_reply_destroy (&r);
+    zrt_reply_destroy (&r);
     assert_int_equal (s_dlq_count (f, "other"), 0);
 
     //  DLQ_RESEND by id: an unknown id resends nothing
@@ -383,11 +285,11 @@ test_retry_then_dlq (void **state)
     assert_true (s_dlq_resend (f, "g1", MSG_ID) == 1);
     assert_int_equal (s_dlq_count (f, "g1"), 0);
     r = s_pull (f, "%RETRY%g1", 3, 1000);
-    s_expect (r, "OK", NULL);
+    zrt_expect (r, "OK", NULL);
     msgs = zr_obj_get (r->h, "msgs");
     assert_int_equal (zr_obj_size (msgs), 1);
     s_check_msg (zr_obj_at (msgs, 0), zmsg_first (r->msg), "0", "final");
-    s_reply_destroy (&r);
+    zrt_reply_destroy (&r);
     //  Resent once only
     assert_true (s_dlq_resend (f, "g1", NULL) == 0);
 
@@ -404,11 +306,11 @@ test_dlq_direct (void **state)
     s_create (f, "orders");
     assert_true (s_produce (f, "orders", "payload") == 0);
     s_send_back_ok (f, "g2", "orders", 0, "poison", true, 1, true);
-    reply_t *r = s_dlq_list (f, "g2");
+    zrt_reply_t *r = s_dlq_list (f, "g2");
     const zr_obj_t *msgs = zr_obj_get (r->h, "msgs");
     assert_int_equal (zr_obj_size (msgs), 1);
     s_check_msg (zr_obj_at (msgs, 0), zmsg_first (r->msg), "1", "poison");
-    s_reply_destroy (&r);
+    zrt_reply_destroy (&r);
     //  A second dead letter with the same id is its own entry
     s_send_back_ok (f, "g2", "orders", 0, NULL, true, 1, true);
     assert_int_equal (s_dlq_count (f, "g2"), 2);
@@ -416,9 +318,9 @@ test_dlq_direct (void **state)
     assert_true (s_dlq_resend (f, "g2", NULL) == 2);
     assert_int_equal (s_dlq_count (f, "g2"), 0);
     r = s_pull (f, "%RETRY%g2", 0, 1000);
-    s_expect (r, "OK", NULL);
+    zrt_expect (r, "OK", NULL);
     assert_int_equal (zr_obj_size (zr_obj_get (r->h, "msgs")), 2);
-    s_reply_destroy (&r);
+    zrt_reply_destroy (&r);
 }
 
 static void
@@ -431,20 +333,20 @@ test_timer_survives_restart (void **state)
     assert_true (s_produce (f, "orders", "payload") == 0);
     int64_t sent = zclock_mono ();
     s_send_back_ok (f, "g3", "orders", 0, "e", false, 1, false);
-    s_expect_free (s_pull (f, "%RETRY%g3", 0, 0), "NO_NEW_MSG", NULL);
+    zrt_expect_free (s_pull (f, "%RETRY%g3", 0, 0), "NO_NEW_MSG", NULL);
     s_stop (f);
     //  Stopped with the timer pending (else this test proves nothing)
     assert_true (zclock_mono () - sent < 700);
     s_start (f, "retry-delays=700ms");
-    reply_t *r = s_pull (f, "%RETRY%g3", 0, 3000);
-    s_expect (r, "OK", NULL);
+    zrt_reply_t *r = s_pull (f, "%RETRY%g3", 0, 3000);
+    zrt_expect (r, "OK", NULL);
     assert_true (zclock_mono () - sent >= 695);
     const zr_obj_t *msgs = zr_obj_get (r->h, "msgs");
     assert_int_equal (zr_obj_size (msgs), 1);
     s_check_msg (zr_obj_at (msgs, 0), zmsg_first (r->msg), "1", "e");
-    s_reply_destroy (&r);
+    zrt_reply_destroy (&r);
     //  Exactly once
-    s_expect_free (s_pull (f, "%RETRY%g3", 1, 300), "NO_NEW_MSG", NULL);
+    zrt_expect_free (s_pull (f, "%RETRY%g3", 1, 300), "NO_NEW_MSG", NULL);
 }
 
 static void
@@ -454,64 +356,64 @@ test_bad_requests (void **state)
     s_create (f, "orders");
     assert_true (s_produce (f, "orders", "payload") == 0);
     //  Missing group, bad group, too long for %RETRY%
-    int64_t rid = s_begin (f, "SEND_BACK", 3);
-    zr_enc_kstr (f->enc, "topic", "orders");
-    zr_enc_kint (f->enc, "queue", 0);
-    zr_enc_kint (f->enc, "offset", 0);
-    s_expect_free (s_call (f, rid), "MALFORMED", "group");
-    s_expect_free (s_send_back (f, "bad group", "orders", 0, NULL, false),
+    zrt_raw_begin (f->raw, "SEND_BACK", 3);
+    zr_enc_kstr (f->raw->enc, "topic", "orders");
+    zr_enc_kint (f->raw->enc, "queue", 0);
+    zr_enc_kint (f->raw->enc, "offset", 0);
+    zrt_expect_free (s_call (f), "MALFORMED", "group");
+    zrt_expect_free (s_send_back (f, "bad group", "orders", 0, NULL, false),
                    "BAD_ARGUMENT", "group");
     char longname [ZR_NAME_MAX + 1];
     memset (longname, 'g', ZR_NAME_MAX - 3);
     longname [ZR_NAME_MAX - 3] = 0;
-    s_expect_free (s_send_back (f, longname, "orders", 0, NULL, false),
+    zrt_expect_free (s_send_back (f, longname, "orders", 0, NULL, false),
                    "BAD_ARGUMENT", "too long");
     //  Missing offset; unknown offset, topic
-    rid = s_begin (f, "SEND_BACK", 3);
-    zr_enc_kstr (f->enc, "group", "g");
-    zr_enc_kstr (f->enc, "topic", "orders");
-    zr_enc_kint (f->enc, "queue", 0);
-    s_expect_free (s_call (f, rid), "MALFORMED", "offset");
-    s_expect_free (s_send_back (f, "g", "orders", 99, NULL, false),
+    zrt_raw_begin (f->raw, "SEND_BACK", 3);
+    zr_enc_kstr (f->raw->enc, "group", "g");
+    zr_enc_kstr (f->raw->enc, "topic", "orders");
+    zr_enc_kint (f->raw->enc, "queue", 0);
+    zrt_expect_free (s_call (f), "MALFORMED", "offset");
+    zrt_expect_free (s_send_back (f, "g", "orders", 99, NULL, false),
                    "NOT_FOUND", NULL);
-    s_expect_free (s_send_back (f, "g", "nope", 0, NULL, false),
+    zrt_expect_free (s_send_back (f, "g", "nope", 0, NULL, false),
                    "TOPIC_NOT_FOUND", NULL);
     //  Mistyped error and dlq
-    rid = s_begin (f, "SEND_BACK", 5);
-    zr_enc_kstr (f->enc, "group", "g");
-    zr_enc_kstr (f->enc, "topic", "orders");
-    zr_enc_kint (f->enc, "queue", 0);
-    zr_enc_kint (f->enc, "offset", 0);
-    zr_enc_kint (f->enc, "error", 5);
-    s_expect_free (s_call (f, rid), "MALFORMED", "error");
-    rid = s_begin (f, "SEND_BACK", 5);
-    zr_enc_kstr (f->enc, "group", "g");
-    zr_enc_kstr (f->enc, "topic", "orders");
-    zr_enc_kint (f->enc, "queue", 0);
-    zr_enc_kint (f->enc, "offset", 0);
-    zr_enc_kstr (f->enc, "dlq", "yes");
-    s_expect_free (s_call (f, rid), "MALFORMED", "dlq");
+    zrt_raw_begin (f->raw, "SEND_BACK", 5);
+    zr_enc_kstr (f->raw->enc, "group", "g");
+    zr_enc_kstr (f->raw->enc, "topic", "orders");
+    zr_enc_kint (f->raw->enc, "queue", 0);
+    zr_enc_kint (f->raw->enc, "offset", 0);
+    zr_enc_kint (f->raw->enc, "error", 5);
+    zrt_expect_free (s_call (f), "MALFORMED", "error");
+    zrt_raw_begin (f->raw, "SEND_BACK", 5);
+    zr_enc_kstr (f->raw->enc, "group", "g");
+    zr_enc_kstr (f->raw->enc, "topic", "orders");
+    zr_enc_kint (f->raw->enc, "queue", 0);
+    zr_enc_kint (f->raw->enc, "offset", 0);
+    zr_enc_kstr (f->raw->enc, "dlq", "yes");
+    zrt_expect_free (s_call (f), "MALFORMED", "dlq");
     //  DLQ commands
-    rid = s_begin (f, "DLQ_LIST", 0);
-    s_expect_free (s_call (f, rid), "MALFORMED", "group");
-    rid = s_begin (f, "DLQ_LIST", 2);
-    zr_enc_kstr (f->enc, "group", "g");
-    zr_enc_kint (f->enc, "max_count", 0);
-    s_expect_free (s_call (f, rid), "BAD_ARGUMENT", "max_count");
-    rid = s_begin (f, "DLQ_RESEND", 2);
-    zr_enc_kstr (f->enc, "group", "g");
-    zr_enc_kstr (f->enc, "ids", MSG_ID);
-    s_expect_free (s_call (f, rid), "MALFORMED", "ids");
-    rid = s_begin (f, "DLQ_RESEND", 2);
-    zr_enc_kstr (f->enc, "group", "g");
-    zr_enc_str (f->enc, "ids");
-    zr_enc_array (f->enc, 1);
-    zr_enc_str (f->enc, "xyz");
-    s_expect_free (s_call (f, rid), "BAD_ARGUMENT", "xyz");
+    zrt_raw_begin (f->raw, "DLQ_LIST", 0);
+    zrt_expect_free (s_call (f), "MALFORMED", "group");
+    zrt_raw_begin (f->raw, "DLQ_LIST", 2);
+    zr_enc_kstr (f->raw->enc, "group", "g");
+    zr_enc_kint (f->raw->enc, "max_count", 0);
+    zrt_expect_free (s_call (f), "BAD_ARGUMENT", "max_count");
+    zrt_raw_begin (f->raw, "DLQ_RESEND", 2);
+    zr_enc_kstr (f->raw->enc, "group", "g");
+    zr_enc_kstr (f->raw->enc, "ids", MSG_ID);
+    zrt_expect_free (s_call (f), "MALFORMED", "ids");
+    zrt_raw_begin (f->raw, "DLQ_RESEND", 2);
+    zr_enc_kstr (f->raw->enc, "group", "g");
+    zr_enc_str (f->raw->enc, "ids");
+    zr_enc_array (f->raw->enc, 1);
+    zr_enc_str (f->raw->enc, "xyz");
+    zrt_expect_free (s_call (f), "BAD_ARGUMENT", "xyz");
     //  Nothing was scheduled or parked; the broker still serves
     assert_int_equal (s_dlq_count (f, "g"), 0);
-    rid = s_begin (f, "PING", 0);
-    s_expect_free (s_call (f, rid), "OK", NULL);
+    zrt_raw_begin (f->raw, "PING", 0);
+    zrt_expect_free (s_call (f), "OK", NULL);
     s_send_back_ok (f, "g", "orders", 0, NULL, false, 1, false);
 }
 
