@@ -135,6 +135,33 @@ s_topic_create (zr_client_t *c, const char *topic)
     return zr_client_rid (c);
 }
 
+static uint64_t
+s_send_batch (zr_client_t *c, const char *topic)
+{
+    zr_enc_t *e = zr_client_begin (c, "SEND_BATCH", 3);
+    zr_enc_kstr (e, "topic", topic);
+    zr_enc_kint (e, "queue", 0);
+    zr_enc_str (e, "msgs");
+    zr_enc_array (e, 2);
+    zr_enc_map (e, 0);
+    zr_enc_map (e, 0);
+    const void *data [2] = { "m2", "m3" };
+    size_t size [2] = { 2, 2 };
+    assert_int_equal (zr_client_send (c, data, size, 2), 0);
+    return zr_client_rid (c);
+}
+
+static uint64_t
+s_reset_offset (zr_client_t *c, const char *topic)
+{
+    zr_enc_t *e = zr_client_begin (c, "RESET_OFFSET", 3);
+    zr_enc_kstr (e, "group", "VisGroup2");
+    zr_enc_kstr (e, "topic", topic);
+    zr_enc_kstr (e, "to", "last");
+    assert_int_equal (zr_client_send (c, NULL, NULL, 0), 0);
+    return zr_client_rid (c);
+}
+
 //  The reply to rid within ms, or NULL.
 static zr_reply_t *
 s_reply (zr_client_t *c, uint64_t rid, int ms)
@@ -226,7 +253,11 @@ test_sync_held (void **state)
     zr_client_t *puller = zr_client_new (ep_m);
     zr_client_t *committer = zr_client_new (ep_m);
     zr_client_t *admin = zr_client_new (ep_m);
+    zr_client_t *batcher = zr_client_new (ep_m);
+    zr_client_t *resetter = zr_client_new (ep_m);
     uint64_t send_rid = s_send (producer, "VisTopic", "m1");
+    uint64_t batch_rid = s_send_batch (batcher, "VisTopic");
+    uint64_t reset_rid = s_reset_offset (resetter, "VisTopic");
     uint64_t pull_rid = s_pull (puller, "VisTopic", 1, 60000);
     uint64_t commit_rid = s_commit_offset (committer, "VisTopic", 1);
     uint64_t create_rid = s_topic_create (admin, "VisTopic2");
@@ -234,7 +265,9 @@ test_sync_held (void **state)
     assert_null (s_reply (puller, pull_rid, 10));
     assert_null (s_reply (committer, commit_rid, 10));
     assert_null (s_reply (admin, create_rid, 10));
-    //  Stored on the master (max 2), visible only up to the HWM
+    assert_null (s_reply (batcher, batch_rid, 10));
+    assert_null (s_reply (resetter, reset_rid, 10));
+    //  Stored on the master (max 4), visible only up to the HWM
     assert_int_equal (s_max (ctl, "VisTopic"), 1);
     assert_int_equal (s_readable (ctl, "VisTopic", 1), 0);
     //  A PULL between the visible end and max is in range: it waits
@@ -264,7 +297,7 @@ test_sync_held (void **state)
     r = s_reply (puller, pull_rid, WAIT_MS);
     assert_non_null (r);
     assert_int_equal (zr_reply_status (r), ZR_OK);
-    assert_int_equal (zr_reply_bodies (r), 1);
+    assert_true (zr_reply_bodies (r) >= 1);
     assert_int_equal (zframe_size (zr_reply_body (r, 0)), 2);
     assert_memory_equal (zframe_data (zr_reply_body (r, 0)), "m1", 2);
     zr_reply_destroy (&r);
@@ -276,24 +309,50 @@ test_sync_held (void **state)
     assert_non_null (r);
     assert_int_equal (zr_reply_status (r), ZR_OK);
     zr_reply_destroy (&r);
+    r = s_reply (batcher, batch_rid, WAIT_MS);
+    assert_non_null (r);
+    assert_int_equal (zr_reply_status (r), ZR_SEND_OK);
+    int64_t count = 0;
+    assert_int_equal (zr_field_int (zr_reply_header (r), "count", &count),
+                      ZR_FIELD_OK);
+    assert_int_equal (count, 2);
+    zr_reply_destroy (&r);
+    r = s_reply (resetter, reset_rid, WAIT_MS);
+    assert_non_null (r);
+    assert_int_equal (zr_reply_status (r), ZR_OK);
+    zr_reply_destroy (&r);
+    //  RESET_OFFSET last took the visible end when it ran: 1
+    zr_enc_t *q = zr_client_begin (ctl, "QUERY_OFFSET", 3);
+    zr_enc_kstr (q, "group", "VisGroup2");
+    zr_enc_kstr (q, "topic", "VisTopic");
+    zr_enc_kint (q, "queue", 0);
+    r = zr_client_call (ctl, NULL, 0, 5000);
+    assert_non_null (r);
+    int64_t reset_to = -2;
+    assert_int_equal (zr_field_int (zr_reply_header (r), "offset",
+                                    &reset_to), ZR_FIELD_OK);
+    zr_reply_destroy (&r);
+    assert_int_equal (reset_to, 1);
     printf ("sync held: released %" PRId64 " ms after the slave started\n",
             zclock_mono () - t0);
-    assert_int_equal (s_max (ctl, "VisTopic"), 2);
-    assert_int_equal (s_readable (ctl, "VisTopic", 1), 1);
+    assert_int_equal (s_max (ctl, "VisTopic"), 4);
+    assert_int_equal (s_readable (ctl, "VisTopic", 1), 3);
     //  The slave has the message (bounded status poll)
     zr_client_t *cs = zr_client_new (ep_s);
     zpoller_t *idle = zpoller_new (NULL);
     int64_t deadline = zclock_mono () + WAIT_MS;
-    while (s_max (cs, "VisTopic") < 2 && zclock_mono () < deadline)
+    while (s_max (cs, "VisTopic") < 4 && zclock_mono () < deadline)
         zpoller_wait (idle, 20);
     zpoller_destroy (&idle);
-    assert_int_equal (s_max (cs, "VisTopic"), 2);
+    assert_int_equal (s_max (cs, "VisTopic"), 4);
     zr_client_destroy (&cs);
 
     zr_client_destroy (&producer);
     zr_client_destroy (&puller);
     zr_client_destroy (&committer);
     zr_client_destroy (&admin);
+    zr_client_destroy (&batcher);
+    zr_client_destroy (&resetter);
     zr_client_destroy (&ctl);
     zactor_destroy (&slave);
     zactor_destroy (&master);
