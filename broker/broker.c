@@ -2270,6 +2270,21 @@ s_found (int queue, int64_t offset, const void *record, size_t size,
     s_collect (offset, record, size, arg);
 }
 
+//  FIND on a sync master: only what is below the visible end.
+typedef struct {
+    collect_t c;            //  first: s_collect's arg
+    topic_t *topic;
+} vcollect_t;
+
+static void
+s_found_visible (int queue, int64_t offset, const void *record,
+                 size_t size, void *arg)
+{
+    vcollect_t *v = (vcollect_t *) arg;
+    if (queue < v->topic->queues && offset < v->topic->queue [queue].vis)
+        s_collect (offset, record, size, &v->c);
+}
+
 static void
 s_cmd_find (broker_t *self, route_t *route, const zr_obj_t *h)
 {
@@ -2311,15 +2326,23 @@ s_cmd_find (broker_t *self, route_t *route, const zr_obj_t *h)
     }
     zchunk_set (self->scratch, "", 0);
     zlistx_purge (self->bodies);
+    vcollect_t v;
+    memset (&v, 0, sizeof v);
+    v.topic = topic;
     collect_t c;
     memset (&c, 0, sizeof c);
     c.self = self;
     c.max_bytes = PULL_BYTES_DEFAULT;
     c.last = -1;
+    v.c = c;
+    bool visible = self->vis_dirty && zlistx_size (self->vis_dirty) > 0;
     int rc = zr_retention_find (
         self->retention, name,
         by_id ? ZR_RETENTION_BY_ID : ZR_RETENTION_BY_KEY, str, len,
-        (int) max_count, s_found, &c);
+        (int) max_count, visible ? s_found_visible : s_found,
+        visible ? (void *) &v : (void *) &c);
+    if (visible)
+        c = v.c;
     if (rc < 0 || c.damaged) {
         zlistx_purge (self->bodies);
         s_reply_error (self, route, ZR_STORE_ERROR,
@@ -2370,6 +2393,14 @@ s_cmd_get_msg (broker_t *self, route_t *route, const zr_obj_t *h)
         s_reply_error (self, route, ZR_NOT_FOUND,
                        "store id is from broker group '%s'; this is '%s'",
                        id, zr_store_group (self->store));
+        return;
+    }
+    //  Sync master: a message above the visible end is not there yet.
+    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, c1 + 1);
+    if (topic && queue < topic->queues && offset >= topic->queue [queue].vis
+    &&  offset < topic->queue [queue].max) {
+        s_reply_error (self, route, ZR_NOT_FOUND, "message %s:%lld:%lld is "
+                       "not replicated yet", c1 + 1, queue, offset);
         return;
     }
     void *record = NULL;

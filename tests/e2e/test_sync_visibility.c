@@ -92,9 +92,10 @@ s_slave (const char *dir, const char *ha, char **ep)
 static uint64_t
 s_send (zr_client_t *c, const char *topic, const char *body)
 {
-    zr_enc_t *e = zr_client_begin (c, "SEND", 2);
+    zr_enc_t *e = zr_client_begin (c, "SEND", 3);
     zr_enc_kstr (e, "topic", topic);
     zr_enc_kint (e, "queue", 0);
+    zr_enc_kstr (e, "keys", "vkey");
     const void *data [1] = { body };
     size_t size [1] = { strlen (body) };
     assert_int_equal (zr_client_send (c, data, size, 1), 0);
@@ -205,6 +206,34 @@ s_readable (zr_client_t *c, const char *topic, int64_t offset)
     return n;
 }
 
+//  FIND by key "vkey": how many messages it returns.
+static int64_t
+s_found (zr_client_t *c, const char *topic)
+{
+    zr_enc_t *e = zr_client_begin (c, "FIND", 2);
+    zr_enc_kstr (e, "topic", topic);
+    zr_enc_kstr (e, "key", "vkey");
+    zr_reply_t *r = zr_client_call (c, NULL, 0, 5000);
+    assert_non_null (r);
+    assert_int_equal (zr_reply_status (r), ZR_OK);
+    int64_t n = (int64_t) zr_reply_bodies (r);
+    zr_reply_destroy (&r);
+    return n;
+}
+
+//  GET_MSG of store_id: its status.
+static zr_status_t
+s_get_msg (zr_client_t *c, const char *store_id)
+{
+    zr_enc_t *e = zr_client_begin (c, "GET_MSG", 1);
+    zr_enc_kstr (e, "store_id", store_id);
+    zr_reply_t *r = zr_client_call (c, NULL, 0, 5000);
+    assert_non_null (r);
+    zr_status_t status = zr_reply_status (r);
+    zr_reply_destroy (&r);
+    return status;
+}
+
 static int64_t
 s_offset_of (zr_reply_t *r)
 {
@@ -242,7 +271,13 @@ test_sync_held (void **state)
     r = s_reply (ctl, rid, WAIT_MS);
     assert_non_null (r);
     assert_int_equal (zr_reply_status (r), ZR_SEND_OK);
+    char store_id [256];        //  GROUP:VisTopic:0:0 -> ...:1 below
+    assert_int_equal (zr_field_strbuf (zr_reply_header (r), "store_id",
+                                       store_id, sizeof store_id),
+                      ZR_FIELD_OK);
     zr_reply_destroy (&r);
+    assert_true (strlen (store_id) > 2);
+    store_id [strlen (store_id) - 1] = '1';
     assert_int_equal (s_max (ctl, "VisTopic"), 1);
     assert_int_equal (s_readable (ctl, "VisTopic", 0), 1);
 
@@ -270,6 +305,8 @@ test_sync_held (void **state)
     //  Stored on the master (max 4), visible only up to the HWM
     assert_int_equal (s_max (ctl, "VisTopic"), 1);
     assert_int_equal (s_readable (ctl, "VisTopic", 1), 0);
+    assert_int_equal (s_found (ctl, "VisTopic"), 1);
+    assert_int_equal (s_get_msg (ctl, store_id), ZR_NOT_FOUND);
     //  A PULL between the visible end and max is in range: it waits
     uint64_t pull2_rid = s_pull (ctl, "VisTopic", 1, 200);
     r = s_reply (ctl, pull2_rid, 5000);
@@ -337,6 +374,8 @@ test_sync_held (void **state)
             zclock_mono () - t0);
     assert_int_equal (s_max (ctl, "VisTopic"), 4);
     assert_int_equal (s_readable (ctl, "VisTopic", 1), 3);
+    assert_int_equal (s_found (ctl, "VisTopic"), 2);
+    assert_int_equal (s_get_msg (ctl, store_id), ZR_OK);
     //  The slave has the message (bounded status poll)
     zr_client_t *cs = zr_client_new (ep_s);
     zpoller_t *idle = zpoller_new (NULL);
