@@ -66,6 +66,13 @@ typedef struct {
     size_t waiting;         //  parked pulls on this queue
     bool touched;           //  got messages in the open batch
     int64_t next_min;       //  retention: min once its batch commits
+    //  Visible end (sync master: up to the replicated high-water mark;
+    //  else max): consumers read below it. Commits not yet replicated
+    //  are marked (seq, max): the oldest and the newest.
+    int64_t vis;
+    uint64_t vis_s1, vis_s2;
+    int64_t vis_m1, vis_m2;
+    bool vis_listed;        //  in broker's vis_dirty
 } queue_t;
 
 typedef struct {
@@ -142,6 +149,7 @@ typedef struct {
     int queues;
     bool created;
     uint64_t gen;           //  state generation that holds the topic
+    uint64_t seq0;          //  store seq before its handler ran
 } parked_t;
 
 typedef struct {
@@ -161,6 +169,14 @@ typedef struct {
     zr_retry_t *retry;      //  retry delays, next timer (broker/retry.c)
     zr_repl_t *repl;        //  replication (broker/repl.c), or NULL
     zlistx_t *sync_parked;  //  sync_t: SEND replies awaiting the slaves
+    zlistx_t *ack_parked;   //  acked_t: other write replies awaiting them
+    zlistx_t *vis_dirty;    //  vref_t: queues with unreplicated commits
+    route_t *ack_route;     //  request being handled (when watching)
+    uint64_t ack_seq0;      //  store seq before its handler ran
+    zr_status_t reply_status;   //  of the reply in enc (s_reply_begin)
+    size_t reply_tail;      //  enc bytes before its extra fields
+    size_t reply_fields;    //  extra fields
+    bool reply_begun;       //  enc holds a reply from s_reply_begin
     zr_failover_t *failover;    //  leases and votes (broker/failover.c)
     bool failover_on;           //  setting failover
     int64_t ha_heartbeat_ms;
@@ -343,6 +359,7 @@ s_topic_add (broker_t *self, const char *name, int queues)
             zsys_warning ("broker: cannot read bounds of %s/%d", name, q);
         topic->queue [q].min = min;
         topic->queue [q].max = max;
+        topic->queue [q].vis = max;
         topic->queue [q].next = max;
     }
     zhashx_update (self->topics, name, topic);
@@ -418,9 +435,15 @@ s_client_release (broker_t *self, route_t *route)
 
 //  Sends the encoder's header plus body frames to route. Never blocks:
 //  an unroutable peer (gone) or a full pipe is counted and logged.
+static bool
+    s_ack_hold (broker_t *self, route_t *route, zlistx_t *bodies);
+
 static void
 s_send_reply (broker_t *self, route_t *route, zlistx_t *bodies)
 {
+    if (route == self->ack_route && s_ack_hold (self, route, bodies))
+        return;                 //  parked until the slaves have it
+    self->reply_begun = false;
     if (route->oneway) {
         s_client_release (self, route);
         return;
@@ -471,6 +494,10 @@ s_reply_begin (broker_t *self, route_t *route, zr_status_t status,
     zr_enc_kstr (self->enc, "status", zr_status_str (status));
     if (reason)
         zr_enc_kstr (self->enc, "reason", reason);
+    self->reply_status = status;
+    self->reply_tail = zr_enc_size (self->enc);
+    self->reply_fields = fields;
+    self->reply_begun = true;
 }
 
 //  Error reply with a formatted reason.
@@ -673,6 +700,267 @@ typedef struct {
     int64_t deadline;
 } sync_t;
 
+//  --------------------------------------------------------------------
+//  Sync master (protocol.md section 16): consumers read up to the
+//  replicated high-water mark, and every acknowledged write waits for
+//  the in-sync set. Nothing here runs when the mode is not sync (the
+//  lease check of acknowledged writes runs with failover).
+
+static void s_serve_waiters (broker_t *self, bool expire);
+
+//  A queue with commits the in-sync set does not have yet.
+typedef struct {
+    topic_t *topic;
+    int queue;
+} vref_t;
+
+//  A write's reply (not SEND's: sync_t) parked until the in-sync set
+//  has the write: the encoded header as the handler made it.
+typedef struct {
+    route_t route;
+    uint64_t seq;
+    int64_t deadline;
+    zr_status_t status;
+    size_t tail;            //  header bytes before the extra fields
+    size_t fields;          //  extra fields
+    size_t size;
+    uint8_t header [];
+} acked_t;
+
+//  True on a master in sync mode.
+static bool
+s_sync_master (broker_t *self)
+{
+    return self->repl && zr_repl_mode (self->repl) == ZR_REPL_SYNC
+        && !zr_repl_is_slave (self->repl);
+}
+
+//  Sync master: the queue's commit of seq (new max) becomes visible
+//  once the high-water mark reaches seq.
+static void
+s_vis_mark (broker_t *self, topic_t *topic, int queue, uint64_t seq)
+{
+    queue_t *q = &topic->queue [queue];
+    if (q->vis_s1 == 0 || q->vis_s1 == seq) {
+        q->vis_s1 = seq;
+        q->vis_m1 = q->max;
+    }
+    else {
+        q->vis_s2 = seq;
+        q->vis_m2 = q->max;
+    }
+    if (!q->vis_listed) {
+        vref_t *ref = (vref_t *) zmalloc (sizeof (vref_t));
+        ref->topic = topic;
+        ref->queue = queue;
+        zlistx_add_end (self->vis_dirty, ref);
+        q->vis_listed = true;
+    }
+}
+
+//  Every queue visible to its max (not a sync master, or a new role).
+static void
+s_vis_reset (broker_t *self)
+{
+    topic_t *topic = (topic_t *) zhashx_first (self->topics);
+    while (topic) {
+        for (int q = 0; q < topic->queues; q++) {
+            queue_t *qu = &topic->queue [q];
+            qu->vis = qu->max;
+            qu->vis_s1 = qu->vis_s2 = 0;
+            qu->vis_listed = false;
+        }
+        topic = (topic_t *) zhashx_next (self->topics);
+    }
+    vref_t *ref = (vref_t *) zlistx_first (self->vis_dirty);
+    while (ref) {
+        free (ref);
+        ref = (vref_t *) zlistx_next (self->vis_dirty);
+    }
+    zlistx_purge (self->vis_dirty);
+}
+
+//  A topic is going away: forget its marks.
+static void
+s_vis_forget (broker_t *self, topic_t *topic)
+{
+    vref_t *ref = (vref_t *) zlistx_first (self->vis_dirty);
+    while (ref) {
+        void *cursor = zlistx_cursor (self->vis_dirty);
+        bool gone = ref->topic == topic;
+        ref = (vref_t *) zlistx_next (self->vis_dirty);
+        if (gone)
+            free (zlistx_detach (self->vis_dirty, cursor));
+    }
+}
+
+//  Moves visible ends up to the high-water mark and answers the parked
+//  pulls that can now read. While the in-sync set is below min-insync
+//  nothing becomes visible (those messages are on the master alone).
+static void
+s_vis_release (broker_t *self)
+{
+    if (!self->vis_dirty || zlistx_size (self->vis_dirty) == 0)
+        return;
+    if (!s_sync_master (self)) {
+        s_vis_reset (self);
+        if (zlistx_size (self->waiters))
+            s_serve_waiters (self, false);
+        return;
+    }
+    if (zr_repl_insync (self->repl) < zr_repl_min_insync (self->repl))
+        return;
+    uint64_t hwm = zr_repl_hwm (self->repl);
+    bool moved = false;
+    vref_t *ref = (vref_t *) zlistx_first (self->vis_dirty);
+    while (ref) {
+        void *cursor = zlistx_cursor (self->vis_dirty);
+        queue_t *q = &ref->topic->queue [ref->queue];
+        for (int i = 0; i < 2 && q->vis_s1 && q->vis_s1 <= hwm; i++) {
+            if (q->vis_m1 > q->vis)
+                q->vis = q->vis_m1 < q->max ? q->vis_m1 : q->max;
+            q->vis_s1 = q->vis_s2;
+            q->vis_m1 = q->vis_m2;
+            q->vis_s2 = 0;
+            moved = true;
+        }
+        ref = (vref_t *) zlistx_next (self->vis_dirty);
+        if (q->vis_s1 == 0) {
+            q->vis_listed = false;
+            free (zlistx_detach (self->vis_dirty, cursor));
+        }
+    }
+    if (moved && zlistx_size (self->waiters))
+        s_serve_waiters (self, false);
+}
+
+//  Replaces the status (and reason) of the reply in the encoder, keeping
+//  its other fields.
+static void
+s_reply_rewrite (broker_t *self, route_t *route, zr_status_t status,
+                 const char *reason)
+{
+    size_t size = zr_enc_size (self->enc) - self->reply_tail;
+    uint8_t *tail = (uint8_t *) malloc (size ? size : 1);
+    memcpy (tail, zr_enc_data (self->enc) + self->reply_tail, size);
+    s_reply_begin (self, route, status, reason, self->reply_fields);
+    zr_enc_raw (self->enc, tail, size);
+    free (tail);
+}
+
+#define S_NOT_REPLICATED "stored on the master, not replicated: the " \
+                         "in-sync set is below min-insync"
+
+//  The reply to the request being handled, in the encoder: when the
+//  handler committed (an acknowledged write), applies the lease check
+//  and, on a sync master, parks it until the in-sync set has the
+//  commit. Returns true when parked (the caller sends nothing).
+static bool
+s_ack_hold (broker_t *self, route_t *route, zlistx_t *bodies)
+{
+    uint64_t seq = zr_store_seq (self->store);
+    if (!self->reply_begun || route->oneway || seq <= self->ack_seq0
+    ||  (bodies && zlistx_size (bodies))
+    ||  (self->reply_status != ZR_OK && self->reply_status != ZR_SEND_OK))
+        return false;
+    zr_status_t status = self->reply_status;
+    const char *reason = NULL;
+    char why [256];
+    if (!s_failover_may_ack (self, &status, &reason, why, sizeof why)) {
+        s_reply_rewrite (self, route, status, reason);
+        return false;
+    }
+    if (!s_sync_master (self))
+        return false;
+    if (zr_repl_insync (self->repl) < zr_repl_min_insync (self->repl)) {
+        s_reply_rewrite (self, route, ZR_SLAVE_NOT_AVAILABLE,
+                         S_NOT_REPLICATED);
+        return false;
+    }
+    if (zr_repl_hwm (self->repl) >= seq)
+        return false;
+    size_t size = zr_enc_size (self->enc);
+    acked_t *a = (acked_t *) zmalloc (sizeof (acked_t) + size);
+    a->route = *route;
+    a->seq = seq;
+    a->deadline = zclock_mono () + zr_repl_ack_timeout (self->repl);
+    a->status = self->reply_status;
+    a->tail = self->reply_tail;
+    a->fields = self->reply_fields;
+    a->size = size;
+    memcpy (a->header, zr_enc_data (self->enc), size);
+    zlistx_add_end (self->ack_parked, a);
+    self->reply_begun = false;
+    return true;
+}
+
+//  Sends a parked write's reply with status (its own when replicated),
+//  after the lease check.
+static void
+s_ack_send (broker_t *self, acked_t *a, zr_status_t status,
+            const char *reason)
+{
+    char why [256];
+    zr_enc_reset (self->enc);
+    zr_enc_raw (self->enc, a->header, a->size);
+    self->reply_tail = a->tail;
+    self->reply_fields = a->fields;
+    s_failover_may_ack (self, &status, &reason, why, sizeof why);
+    if (status != a->status)
+        s_reply_rewrite (self, &a->route, status, reason);
+    s_send_reply (self, &a->route, NULL);
+}
+
+//  Answers parked write replies that the in-sync set has, or that can
+//  no longer be (set below min-insync, ack timeout with expire, no
+//  longer a sync master).
+static void
+s_ack_release (broker_t *self, bool expire)
+{
+    if (!self->ack_parked || zlistx_size (self->ack_parked) == 0)
+        return;
+    bool master = s_sync_master (self);
+    uint64_t hwm = master ? zr_repl_hwm (self->repl) : 0;
+    bool below = master && zr_repl_insync (self->repl)
+                         < zr_repl_min_insync (self->repl);
+    int64_t now = zclock_mono ();
+    acked_t *a = (acked_t *) zlistx_first (self->ack_parked);
+    while (a) {
+        void *cursor = zlistx_cursor (self->ack_parked);
+        bool done = true;
+        if (master && hwm >= a->seq)
+            s_ack_send (self, a, a->status, NULL);
+        else
+        if (!master)
+            s_ack_send (self, a, ZR_FLUSH_SLAVE_TIMEOUT, "stored on the "
+                        "master; its role changed before the slaves "
+                        "acknowledged it");
+        else
+        if (below)
+            s_ack_send (self, a, ZR_SLAVE_NOT_AVAILABLE, S_NOT_REPLICATED);
+        else
+        if (expire && now >= a->deadline)
+            s_ack_send (self, a, ZR_FLUSH_SLAVE_TIMEOUT, "stored on the "
+                        "master; a slave did not acknowledge it in time");
+        else
+            done = false;
+        a = (acked_t *) zlistx_next (self->ack_parked);
+        if (done)
+            free (zlistx_detach (self->ack_parked, cursor));
+    }
+}
+
+//  s_handle: remembers the request whose reply s_ack_hold checks (with
+//  failover, or on a sync master); seq0 is the store's before it ran.
+static void
+s_ack_watch (broker_t *self, route_t *route)
+{
+    if (self->failover || s_sync_master (self)) {
+        self->ack_route = route;
+        self->ack_seq0 = zr_store_seq (self->store);
+    }
+}
+
 static void
 s_sync_reply (broker_t *self, sync_t *s, zr_status_t status,
               const char *reason)
@@ -699,6 +987,8 @@ s_sync_reply (broker_t *self, sync_t *s, zr_status_t status,
 static void
 s_sync_release (broker_t *self, bool expire)
 {
+    s_vis_release (self);
+    s_ack_release (self, expire);
     if (!self->sync_parked || !zlistx_size (self->sync_parked))
         return;
     int64_t now = zclock_mono ();
@@ -768,9 +1058,14 @@ s_sync_timeout (broker_t *self)
 {
     sync_t *s = self->sync_parked
               ? (sync_t *) zlistx_first (self->sync_parked) : NULL;
-    if (!s)
+    acked_t *a = self->ack_parked
+               ? (acked_t *) zlistx_first (self->ack_parked) : NULL;
+    if (!s && !a)
         return -1;
-    int64_t left = s->deadline - zclock_mono ();
+    int64_t deadline = s ? s->deadline : a->deadline;
+    if (a && a->deadline < deadline)
+        deadline = a->deadline;
+    int64_t left = deadline - zclock_mono ();
     return left < 0 ? 0 : left;
 }
 
@@ -789,11 +1084,18 @@ s_batch_commit (broker_t *self)
         zsys_error ("broker: commit failed: %s", err ? err : "?");
     }
     //  Settle reserved offsets.
+    bool held = rc == 0 && s_sync_master (self);
+    uint64_t seq = held ? zr_store_seq (self->store) : 0;
     for (size_t i = 0; i < self->pending_count; i++) {
         pending_t *p = &self->pending [i];
         queue_t *q = &p->topic->queue [p->queue];
-        if (rc == 0)
+        if (rc == 0) {
             q->max = q->next;
+            if (held)
+                s_vis_mark (self, p->topic, p->queue, seq);
+            else
+                q->vis = q->max;
+        }
         else
             q->next = q->max;
     }
@@ -1259,10 +1561,10 @@ s_pull_filtered (broker_t *self, route_t *route, topic_t *topic, int queue,
                      filter, (size_t) max_count, offset };
     collect_t *cp = &f.c;
     int rc = 0;
-    if (offset < q->max && filter) {
+    if (offset < q->vis && filter) {
         //  In chunks, so a pull whose first records match reads little.
-        int64_t end = q->max - offset > FILTER_SCAN_MAX
-                    ? offset + FILTER_SCAN_MAX : q->max;
+        int64_t end = q->vis - offset > FILTER_SCAN_MAX
+                    ? offset + FILTER_SCAN_MAX : q->vis;
         while (f.scanned_next < end && !cp->full && !cp->damaged) {
             int64_t at = f.scanned_next;
             int chunk = max_count * 2 < 64 ? 64 : max_count * 2;
@@ -1275,10 +1577,10 @@ s_pull_filtered (broker_t *self, route_t *route, topic_t *topic, int queue,
         }
     }
     else
-    if (offset < q->max) {
+    if (offset < q->vis) {
         int count = max_count;
-        if (offset + count > q->max)
-            count = (int) (q->max - offset);
+        if (offset + count > q->vis)
+            count = (int) (q->vis - offset);
         //  max_bytes counts bodies; s_collect stops at it, so the store
         //  reads at most count records.
         rc = zr_store_read (self->store, topic->name, queue, offset, count,
@@ -1293,7 +1595,7 @@ s_pull_filtered (broker_t *self, route_t *route, topic_t *topic, int queue,
     }
     int64_t next = filter ? f.scanned_next
                  : cp->count ? cp->last + 1 : offset;
-    if (cp->count == 0 && hold && next >= q->max) {
+    if (cp->count == 0 && hold && next >= q->vis) {
         *next_out = next;
         return 1;
     }
@@ -1301,14 +1603,14 @@ s_pull_filtered (broker_t *self, route_t *route, topic_t *topic, int queue,
         s_reply_begin (self, route, ZR_NO_NEW_MSG, NULL, 3);
         zr_enc_kint (self->enc, "next", offset);
         zr_enc_kint (self->enc, "min", q->min);
-        zr_enc_kint (self->enc, "max", q->max);
+        zr_enc_kint (self->enc, "max", q->vis);
         s_send_reply (self, route, NULL);
         return 0;
     }
     s_reply_begin (self, route, ZR_OK, NULL, 4);
     zr_enc_kint (self->enc, "next", next);
     zr_enc_kint (self->enc, "min", q->min);
-    zr_enc_kint (self->enc, "max", q->max);
+    zr_enc_kint (self->enc, "max", q->vis);
     zr_enc_str (self->enc, "msgs");
     zr_enc_array (self->enc, cp->count);
     zr_enc_raw (self->enc, zchunk_data (self->scratch),
@@ -1397,21 +1699,22 @@ s_cmd_pull (broker_t *self, route_t *route, const zr_obj_t *h)
         return;
     self->stats.pulls++;
     queue_t *q = &topic->queue [queue];
+    //  Bounds use max (a stored offset is valid); reads stop at vis.
     if (offset < q->min || offset > q->max) {
         s_reply_begin (self, route, ZR_OFFSET_OUT_OF_RANGE,
                        "offset is outside the queue's min..max", 2);
         zr_enc_kint (self->enc, "min", q->min);
-        zr_enc_kint (self->enc, "max", q->max);
+        zr_enc_kint (self->enc, "max", q->vis);
         s_send_reply (self, route, NULL);
         return;
     }
     int64_t asked = offset;
-    if (filter && offset < q->max && wait > 0
+    if (filter && offset < q->vis && wait > 0
     &&  s_pull_filtered (self, route, topic, (int) queue, offset,
                          (int) max_count, (size_t) max_bytes, filter, asked,
                          true, &offset) == 0)
         return;                 //  replied; else nothing matched: park
-    if (offset == q->max && wait > 0) {
+    if (offset >= q->vis && wait > 0) {
         if (s_client_take (self, route)) {
             self->stats.busy++;
             s_reply_error (self, route, ZR_BUSY,
@@ -1476,7 +1779,7 @@ s_serve_waiters (broker_t *self, bool expire)
         }
         else {
             queue_t *q = &topic->queue [w->queue];
-            if (q->max > w->offset || (expire && now >= w->deadline)) {
+            if (q->vis > w->offset || (expire && now >= w->deadline)) {
                 //  A filtered pull woken by messages that do not match
                 //  waits on past them (section 14).
                 const zr_filter_t *filter = s_waiter_filter (self, w);
@@ -1539,7 +1842,7 @@ s_cmd_get_offsets (broker_t *self, route_t *route, const zr_obj_t *h)
         return;
     s_reply_begin (self, route, ZR_OK, NULL, 2);
     zr_enc_kint (self->enc, "min", topic->queue [queue].min);
-    zr_enc_kint (self->enc, "max", topic->queue [queue].max);
+    zr_enc_kint (self->enc, "max", topic->queue [queue].vis);
     s_send_reply (self, route, NULL);
 }
 
@@ -1660,6 +1963,7 @@ s_cmd_topic_create (broker_t *self, route_t *route, const zr_obj_t *h)
         p->queues = topic->queues;
         p->created = created;
         p->gen = self->state_gen;
+        p->seq0 = self->ack_route ? self->ack_seq0 : UINT64_MAX;
         zlistx_add_end (self->parked, p);
         return;
     }
@@ -1685,6 +1989,11 @@ s_answer_parked (broker_t *self, uint64_t gen, int acked, int total)
         void *cursor = zlistx_cursor (self->parked);
         parked_t *next = (parked_t *) zlistx_next (self->parked);
         if (p->gen <= gen) {
+            //  A write: s_ack_hold checks its reply (sync, leases).
+            route_t *ack_route = self->ack_route;
+            uint64_t ack_seq0 = self->ack_seq0;
+            self->ack_route = &p->route;
+            self->ack_seq0 = p->seq0;
             s_reply_begin (self, &p->route, ZR_OK, NULL, 5);
             zr_enc_kstr (self->enc, "topic", p->topic);
             zr_enc_kint (self->enc, "queues", p->queues);
@@ -1692,6 +2001,8 @@ s_answer_parked (broker_t *self, uint64_t gen, int acked, int total)
             zr_enc_kint (self->enc, "registered", acked);
             zr_enc_kint (self->enc, "nameservers", total);
             s_send_reply (self, &p->route, NULL);
+            self->ack_route = ack_route;
+            self->ack_seq0 = ack_seq0;
             zlistx_detach (self->parked, cursor);
             free (p);
         }
@@ -1749,6 +2060,8 @@ s_cmd_topic_delete (broker_t *self, route_t *route, const zr_obj_t *h)
         return;
     }
     self->stats.commits++;
+    if (self->vis_dirty)
+        s_vis_forget (self, (topic_t *) zhashx_lookup (self->topics, name));
     zhashx_delete (self->topics, name);
     zr_retention_forget (self->retention, name);
     s_state_changed (self);
@@ -1810,7 +2123,7 @@ s_cmd_topic_info (broker_t *self, route_t *route, const zr_obj_t *h)
     for (int q = 0; q < topic->queues; q++) {
         zr_enc_array (self->enc, 2);
         zr_enc_int (self->enc, topic->queue [q].min);
-        zr_enc_int (self->enc, topic->queue [q].max);
+        zr_enc_int (self->enc, topic->queue [q].vis);
     }
     s_send_reply (self, route, NULL);
 }
@@ -1957,6 +2270,21 @@ s_found (int queue, int64_t offset, const void *record, size_t size,
     s_collect (offset, record, size, arg);
 }
 
+//  FIND on a sync master: only what is below the visible end.
+typedef struct {
+    collect_t c;            //  first: s_collect's arg
+    topic_t *topic;
+} vcollect_t;
+
+static void
+s_found_visible (int queue, int64_t offset, const void *record,
+                 size_t size, void *arg)
+{
+    vcollect_t *v = (vcollect_t *) arg;
+    if (queue < v->topic->queues && offset < v->topic->queue [queue].vis)
+        s_collect (offset, record, size, &v->c);
+}
+
 static void
 s_cmd_find (broker_t *self, route_t *route, const zr_obj_t *h)
 {
@@ -1998,15 +2326,23 @@ s_cmd_find (broker_t *self, route_t *route, const zr_obj_t *h)
     }
     zchunk_set (self->scratch, "", 0);
     zlistx_purge (self->bodies);
+    vcollect_t v;
+    memset (&v, 0, sizeof v);
+    v.topic = topic;
     collect_t c;
     memset (&c, 0, sizeof c);
     c.self = self;
     c.max_bytes = PULL_BYTES_DEFAULT;
     c.last = -1;
+    v.c = c;
+    bool visible = self->vis_dirty && zlistx_size (self->vis_dirty) > 0;
     int rc = zr_retention_find (
         self->retention, name,
         by_id ? ZR_RETENTION_BY_ID : ZR_RETENTION_BY_KEY, str, len,
-        (int) max_count, s_found, &c);
+        (int) max_count, visible ? s_found_visible : s_found,
+        visible ? (void *) &v : (void *) &c);
+    if (visible)
+        c = v.c;
     if (rc < 0 || c.damaged) {
         zlistx_purge (self->bodies);
         s_reply_error (self, route, ZR_STORE_ERROR,
@@ -2057,6 +2393,14 @@ s_cmd_get_msg (broker_t *self, route_t *route, const zr_obj_t *h)
         s_reply_error (self, route, ZR_NOT_FOUND,
                        "store id is from broker group '%s'; this is '%s'",
                        id, zr_store_group (self->store));
+        return;
+    }
+    //  Sync master: a message above the visible end is not there yet.
+    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, c1 + 1);
+    if (topic && queue < topic->queues && offset >= topic->queue [queue].vis
+    &&  offset < topic->queue [queue].max) {
+        s_reply_error (self, route, ZR_NOT_FOUND, "message %s:%lld:%lld is "
+                       "not replicated yet", c1 + 1, queue, offset);
         return;
     }
     void *record = NULL;
@@ -2597,10 +2941,10 @@ s_cmd_group_status (broker_t *self, route_t *route, const zr_obj_t *h)
                                      &committed) != 0)
                 committed = -1;
             int64_t pos = committed >= queue->min ? committed : queue->min;
-            int64_t lag = queue->max - (committed >= 0 ? committed
+            int64_t lag = queue->vis - (committed >= 0 ? committed
                                                        : queue->min);
             int64_t age = 0;
-            if (pos < queue->max) {
+            if (pos < queue->vis) {
                 int64_t stored = s_stored_at (self, name, q, pos);
                 //  At least 1 when a message waits: 0 means none does.
                 if (stored >= 0)
@@ -2617,7 +2961,7 @@ s_cmd_group_status (broker_t *self, route_t *route, const zr_obj_t *h)
             else
                 zr_enc_nil (self->enc);
             zr_enc_kint (self->enc, "committed", committed);
-            zr_enc_kint (self->enc, "max", queue->max);
+            zr_enc_kint (self->enc, "max", queue->vis);
             zr_enc_kint (self->enc, "lag", lag > 0 ? lag : 0);
             zr_enc_kint (self->enc, "oldest_age_ms", age);
         }
@@ -2686,14 +3030,14 @@ s_cmd_reset_offset (broker_t *self, route_t *route, const zr_obj_t *h)
     }
     for (int q = 0; q < topic->queues; q++) {
         queue_t *queue = &topic->queue [q];
-        int64_t offset = queue->max;
+        int64_t offset = queue->vis;
         if (streq (to, "first"))
             offset = queue->min;
         else
         if (time >= 0) {
             //  Bounded by the queue's size: records are in offset order.
             scan_t scan = { time, -1, queue->min - 1 };
-            while (scan.found < 0 && scan.last + 1 < queue->max) {
+            while (scan.found < 0 && scan.last + 1 < queue->vis) {
                 int64_t from = scan.last + 1;
                 int rc = zr_store_read (self->store, name, q, from, 256,
                                         SIZE_MAX, s_scan_time, &scan);
@@ -3471,7 +3815,7 @@ s_dlq_walk (broker_t *self, topic_t *dlq, dlq_walk_t *w)
 {
     for (int q = 0; q < dlq->queues && w->count < w->max; q++) {
         int64_t offset = dlq->queue [q].min;
-        while (offset < dlq->queue [q].max && w->count < w->max) {
+        while (offset < dlq->queue [q].vis && w->count < w->max) {
             w->last = -1;
             int n = zr_store_read (self->store, dlq->name, q, offset, 256,
                                    SIZE_MAX, s_dlq_visit, w);
@@ -3886,6 +4230,7 @@ s_repl_topic (const char *name, int queues, void *arg)
         qu->touched = max > qu->max;
         qu->min = min;
         qu->max = max;
+        qu->vis = max;
         qu->next = max;
     }
 }
@@ -4004,6 +4349,7 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
                                                                    &route))
         goto done;
     if (streq (cmd, "SEND")) {
+        s_ack_watch (self, &route);
         s_cmd_send (self, &route, h, bodies, body_count);
         if ((int) self->pending_count >= self->batch_max)
             s_batch_commit (self);
@@ -4011,11 +4357,13 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
     }
     if (streq (cmd, "SEND_BATCH")) {
         s_batch_commit (self);
+        s_ack_watch (self, &route);
         s_cmd_send_batch (self, &route, h, bodies, body_count);
         goto done;
     }
     //  Every other command sees the sends before it.
     s_batch_commit (self);
+    s_ack_watch (self, &route);
     if (body_count) {
         self->stats.malformed++;
         s_reply_error (self, &route, ZR_MALFORMED,
@@ -4097,6 +4445,7 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
         s_reply_error (self, &route, ZR_UNKNOWN_COMMAND,
                        "unknown command '%s'", cmd);
 done:
+    self->ack_route = NULL;
     zr_hdr_destroy (&hdr);
 }
 
@@ -4518,6 +4867,7 @@ s_failover_promote (broker_t *self, int64_t epoch)
         return;
     }
     s_repl_reload (self);
+    s_vis_reset (self);
     zsys_info ("failover: promoted to master of epoch %" PRId64 " at seq %"
                PRIu64, epoch, zr_store_seq (self->store));
     s_state_changed (self);
@@ -4539,6 +4889,7 @@ s_failover_demote (broker_t *self)
         return;
     }
     s_sync_release (self, false);
+    s_vis_reset (self);
     char *err = NULL;
     zr_repl_destroy (&self->repl);
     if (zr_repl_demote_store (self->store, (uint64_t) zr_failover_fenced (
@@ -4820,6 +5171,8 @@ zr_broker_actor (zsock_t *pipe, void *args)
     self->waiters = zlistx_new ();
     self->parked = zlistx_new ();
     self->sync_parked = zlistx_new ();
+    self->ack_parked = zlistx_new ();
+    self->vis_dirty = zlistx_new ();
     self->enc = zr_enc_new ();
     self->rec = zr_enc_new ();
     self->scratch = zchunk_new (NULL, 64 * 1024);
@@ -4947,6 +5300,21 @@ zr_broker_actor (zsock_t *pipe, void *args)
             s = (sync_t *) zlistx_next (self->sync_parked);
         }
         zlistx_destroy (&self->sync_parked);
+    }
+    if (self->ack_parked) {
+        acked_t *a = (acked_t *) zlistx_first (self->ack_parked);
+        while (a) {
+            s_ack_send (self, a, ZR_FLUSH_SLAVE_TIMEOUT, "stored on the "
+                        "master; broker stopping before the slaves "
+                        "acknowledged it");
+            free (a);
+            a = (acked_t *) zlistx_next (self->ack_parked);
+        }
+        zlistx_destroy (&self->ack_parked);
+    }
+    if (self->vis_dirty) {
+        s_vis_reset (self);
+        zlistx_destroy (&self->vis_dirty);
     }
     zr_repl_destroy (&self->repl);      //  before the store closes
     zr_failover_destroy (&self->failover);

@@ -110,6 +110,10 @@ SLAVE_PID=$PID
 #  master refuses writes (NOT_MASTER) until it holds one.
 wait_log "$T/master.err" "acknowledging writes" 30 \
     || fail "master: no majority of leases in 30 s"
+#  Sync: TOPIC_CREATE is answered OK once the in-sync set (min-insync 2,
+#  so the slave too) has it.
+wait_log "$T/master.err" "set for the nameservers: [1]" 30 \
+    || fail "master: the slave did not join the in-sync set in 30 s"
 timeout 30 "$ZR_BIN" topic create t --queues 4 --broker "$MASTER" \
     > /dev/null 2> "$T/create.err" || fail "topic create"
 
