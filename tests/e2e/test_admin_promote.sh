@@ -13,6 +13,9 @@
 #  - errors: promote of an unknown broker id, and of a slave (broker 2,
 #    killed) that is no longer in the in-sync set: a clear error, and the
 #    master goes on acknowledging (SEND_OK stamped after the error);
+#  - a handover that times out after the master resigned (broker 1
+#    stopped with SIGSTOP): TIMEOUT, the resignation is withdrawn, the
+#    master goes on in epoch 1;
 #  - `admin promote 1` answers OK with epoch 2; `zrocket cluster` names
 #    broker 1 master of epoch 2; broker 0 becomes its slave; the producer
 #    goes on; every body acknowledged so far is on broker 1;
@@ -149,6 +152,7 @@ start b1 "$ZR_BIN" broker --data "$T/b1" --role slave --broker-id 1 \
     --bind "tcp://127.0.0.1:$P1" --ha-port $((P1 + 1)) --master "$HA0" \
     "${COMMON[@]}"
 B1=$EP
+B1_PID=$PID
 #  The nameserver grants no lease for master-dead-ms after it starts.
 wait_log "$T/b0.err" "acknowledging writes" 30 \
     || fail "b0: no majority of leases in 30 s"
@@ -264,6 +268,31 @@ echo "test_admin_promote: promote 2: $(cat "$T/p2.err")"
 read_until 50 30 "$EPOCHREALTIME"
 [ "$(stat "$B0" repl.role)" = master ] || fail "b0 is no longer master"
 [ "$(stat "$B0" repl.epoch)" = 1 ] || fail "b0's epoch moved"
+
+#  Error 3: a handover that times out after the resignation. The
+#  producer is held, broker 1 catches up and is then stopped (SIGSTOP):
+#  the master resigns for it, sends TAKEOVER, gets no new master within
+#  --wait-ms, withdraws the resignation and takes writes again in epoch
+#  1. Broker 1, continued, may campaign (the queued TAKEOVER, or its
+#  master's silence): the nameserver refuses, the master lives.
+kill -STOP "$SEND_PID"
+wait_stat "$B0" repl.actor.hwm "$(stat "$B0" repl.seq)" 10 \
+    || fail "b1 did not catch up"
+kill -STOP "$B1_PID"
+if timeout 30 "$ZR_BIN" admin promote 1 --broker "$B0" --wait-ms 1500 \
+    > "$T/p1t.out" 2> "$T/p1t.err"; then
+    kill -CONT "$B1_PID"
+    fail "promote 1 with broker 1 stopped succeeded: $(cat "$T/p1t.out")"
+fi
+kill -CONT "$B1_PID"
+kill -CONT "$SEND_PID"
+grep -q "TIMEOUT: broker 1 did not become master within 1500 ms" \
+    "$T/p1t.err" || fail "promote 1 (stopped): $(cat "$T/p1t.err")"
+echo "test_admin_promote: promote 1 (broker 1 stopped): $(cat "$T/p1t.err")"
+read_until 50 30 "$EPOCHREALTIME"
+[ "$(stat "$B0" repl.role)" = master ] || fail "b0 is no longer master"
+[ "$(stat "$B0" repl.epoch)" = 1 ] || fail "b0's epoch moved"
+wait_stat "$B0" repl.actor.insync 2 30 || fail "b1 did not get back in sync"
 
 #  promote NAME ID EP_NEW EP_OLD EPOCH : hands over and checks.
 PAUSES=
