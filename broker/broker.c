@@ -4835,11 +4835,12 @@ s_promote_tick (broker_t *self)
         else
         if (now >= self->pr_deadline) {
             char reason [200];
-            snprintf (reason, sizeof reason, "broker %" PRId64 " did not "
-                      "catch up within %" PRId64 " ms (acked %" PRIu64
+            snprintf (reason, sizeof reason, "handover timed out: broker %"
+                      PRId64 " did not catch up within %" PRId64
+                      " ms (acked %" PRIu64
                       " of %" PRIu64 ")", self->pr_target,
                       self->pr_timeout_ms, acked, seq);
-            s_promote_end (self, ZR_TIMEOUT, reason);
+            s_promote_end (self, ZR_BUSY, reason);
         }
         else
             zr_repl_info_now (self->repl);
@@ -4855,13 +4856,14 @@ s_promote_tick (broker_t *self)
         }
         else
         if (outcome < 0)
-            s_promote_withdraw (self, "the nameservers did not accept the "
-                                "resignation: %s", why);
+            s_promote_withdraw (self, "handover failed: the nameservers "
+                                "did not accept the resignation: %s", why);
         break;
     case PR_TAKEOVER:
         if (now >= self->pr_deadline)
-            s_promote_withdraw (self, "broker %" PRId64 " did not become "
-                                "master within %" PRId64 " ms",
+            s_promote_withdraw (self, "handover timed out: broker %"
+                                PRId64 " did not become master within %"
+                                PRId64 " ms",
                                 self->pr_target, self->pr_timeout_ms);
         else
         if (now >= self->pr_next) {
@@ -4873,7 +4875,7 @@ s_promote_tick (broker_t *self)
     case PR_WITHDRAW:
         outcome = zr_failover_resign_outcome (self->failover, &why);
         if (outcome > 0)
-            s_promote_end (self, ZR_TIMEOUT, self->pr_error);
+            s_promote_end (self, ZR_BUSY, self->pr_error);
         else {
             //  Not taken back at a majority: a vote may be under way;
             //  stay paused until fenced, or withdrawn on a later try.

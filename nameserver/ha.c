@@ -290,6 +290,8 @@ zr_ha_heartbeat (zr_ha_t *self, const char *group, int64_t broker_id,
     }
     if (g->resign_epoch && g->resign_epoch == epoch
     &&  g->heard && g->master == broker_id) {
+        //  Alive, so a withdrawn resignation leaves a live master.
+        g->received = now;
         s_reason (reason, size, "broker %" PRId64 " resigned epoch %"
                   PRId64 " of group %s in favour of broker %" PRId64
                   "; no lease", broker_id, epoch, group,

@@ -93,7 +93,8 @@ int
 
 //  A graceful handover (HA_RESIGN). The master broker_id of epoch
 //  resigns in favour of successor, which holds seq: from now on the
-//  master's heartbeats at epoch get no lease (ZR_HA_RESIGNED), and a
+//  master's heartbeats at epoch get no lease (ZR_HA_RESIGNED; they still
+//  count as signs of life), and a
 //  VOTE for epoch + 1 by successor with (last_epoch, last_seq) at least
 //  (epoch, seq) is granted without waiting for the master to be dead
 //  (every other rule holds). Accepted only from the master this

@@ -14,7 +14,7 @@
 #    killed) that is no longer in the in-sync set: a clear error, and the
 #    master goes on acknowledging (SEND_OK stamped after the error);
 #  - a handover that times out after the master resigned (broker 1
-#    stopped with SIGSTOP): TIMEOUT, the resignation is withdrawn, the
+#    stopped with SIGSTOP): BUSY, the resignation is withdrawn, the
 #    master goes on in epoch 1;
 #  - `admin promote 1` answers OK with epoch 2; `zrocket cluster` names
 #    broker 1 master of epoch 2; broker 0 becomes its slave; the producer
@@ -286,7 +286,7 @@ if timeout 30 "$ZR_BIN" admin promote 1 --broker "$B0" --wait-ms 1500 \
 fi
 kill -CONT "$B1_PID"
 kill -CONT "$SEND_PID"
-grep -q "TIMEOUT: broker 1 did not become master within 1500 ms" \
+grep -q "BUSY: handover timed out: broker 1 did not become master within 1500 ms" \
     "$T/p1t.err" || fail "promote 1 (stopped): $(cat "$T/p1t.err")"
 echo "test_admin_promote: promote 1 (broker 1 stopped): $(cat "$T/p1t.err")"
 read_until 50 30 "$EPOCHREALTIME"

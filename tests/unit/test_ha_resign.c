@@ -139,9 +139,14 @@ test_withdraw (void **state)
     assert_int_equal (s_hb (f, 0, 1, 10, 1, now), ZR_HA_GRANTED);
     assert_int_equal (s_resign (f, 0, 1, 10, 1, false, now), 1);
     assert_int_equal (s_hb (f, 0, 1, 10, 1, now + 1), ZR_HA_RESIGNED);
-    //  Withdrawn before any vote: the master gets leases again and the
-    //  successor must wait for the usual death.
+    //  A resigned master still heartbeats: it is alive (no lease).
+    now += DEAD;
+    assert_int_equal (s_hb (f, 0, 1, 10, 1, now), ZR_HA_RESIGNED);
+    //  Withdrawn before any vote: the master is alive, so the successor
+    //  must wait for the usual death, and leases are granted again.
     assert_int_equal (s_resign (f, 0, 1, 10, -1, true, now + 2), 1);
+    assert_int_equal (s_vote (f, 2, 1, 1, 10, now + 3), 0);
+    assert_non_null (strstr (f->reason, "alive"));
     assert_int_equal (s_hb (f, 0, 1, 10, 1, now + 3), ZR_HA_GRANTED);
     assert_int_equal (s_vote (f, 2, 1, 1, 10, now + 4), 0);
     assert_non_null (strstr (f->reason, "alive"));
