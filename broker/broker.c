@@ -4786,8 +4786,11 @@ s_promote_tick (broker_t *self)
 {
     int64_t now = zclock_mono ();
     if (zr_repl_is_slave (self->repl)) {
+        //  Only for the epoch we follow: a TAKEOVER that waited in a
+        //  buffer past a later epoch is stale.
         uint64_t epoch = zr_repl_take_takeover (self->repl);
-        if (epoch && !zr_failover_campaigning (self->failover)) {
+        if (epoch && epoch == zr_store_epoch (self->store)
+        &&  !zr_failover_campaigning (self->failover)) {
             int64_t last = (int64_t) zr_store_epoch (self->store);
             zsys_info ("failover: our master resigned epoch %" PRIu64
                        " for us (admin promote): asking for epoch %"

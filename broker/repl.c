@@ -1829,11 +1829,10 @@ zr_repl_slave_acked (zr_repl_t *self, int64_t broker_id, uint64_t *acked,
             zr_obj_bool (o, &in);
         zr_field_int (s, "acked", &a);
         //  Twins (an old connection) may linger: the best one counts.
-        if (rc < 0 || (uint64_t) a > *acked || (in && !*in_sync)) {
-            if ((uint64_t) a > *acked)
-                *acked = (uint64_t) a;
-            *in_sync = *in_sync || in;
-        }
+        if (a > 0 && (uint64_t) a > *acked)
+            *acked = (uint64_t) a;
+        if (in)
+            *in_sync = true;
         rc = 0;
     }
     zr_hdr_destroy (&hdr);
