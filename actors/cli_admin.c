@@ -1,7 +1,8 @@
 /*  actors/cli_admin.c - the admin client commands: `zrocket topic`,
-    `stats`, `msg`, `ping`, `cluster`, `route` and `admin promote`, requests over
-    client/client.h to a broker, a nameserver, or (topic, msg through a
-    nameserver) the brokers a nameserver knows.
+    `stats`, `msg`, `ping`, `cluster`, `route` and `admin promote`,
+    requests over client/client.h to a broker, a nameserver, or (topic,
+    msg, admin promote through a nameserver) the brokers a nameserver
+    knows.
 */
 #include "actors/cli.h"
 #include "client/client.h"
