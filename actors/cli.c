@@ -27,6 +27,7 @@ s_main_usage (FILE *stream)
         "  group        consumer group status and offset reset\n"
         "  dlq          list or resend a group's dead-letter messages\n"
         "  bench        measure send and consume rates\n"
+        "  admin        promote: hand a group's master role to a slave\n"
         "\n"
         "`zrocket COMMAND --help` describes a command. Exit status: 0 ok,\n"
         "1 failure, 2 usage error (and see each command's help).\n",
@@ -69,6 +70,7 @@ zr_cli_main (int argc, char **argv)
         { "dlq", zr_cli_dlq },
         { "bench", zr_cli_bench },
         { "digest", zr_cli_digest },
+        { "admin", zr_cli_admin },
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands [0]; i++)
         if (streq (cmd, commands [i].name))

@@ -26,6 +26,7 @@ int zr_cli_ping (int argc, char **argv);
 int zr_cli_nameserver (int argc, char **argv);
 int zr_cli_cluster (int argc, char **argv);
 int zr_cli_route (int argc, char **argv);
+int zr_cli_admin (int argc, char **argv);
 //  Written in actors/cli_group.c.
 int zr_cli_group (int argc, char **argv);
 int zr_cli_dlq (int argc, char **argv);

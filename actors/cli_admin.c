@@ -1,7 +1,8 @@
 /*  actors/cli_admin.c - the admin client commands: `zrocket topic`,
-    `stats`, `msg`, `ping`, `cluster` and `route`, requests over
-    client/client.h to a broker, a nameserver, or (topic, msg through a
-    nameserver) the brokers a nameserver knows.
+    `stats`, `msg`, `ping`, `cluster`, `route` and `admin promote`,
+    requests over client/client.h to a broker, a nameserver, or (topic,
+    msg, admin promote through a nameserver) the brokers a nameserver
+    knows.
 */
 #include "actors/cli.h"
 #include "client/client.h"
@@ -820,6 +821,213 @@ zr_cli_route (int argc, char **argv)
         rc = 0;
     }
     zr_reply_destroy (&reply);
+    zr_cli_fabric_free (&fabric);
+    zr_cli_args_free (&args);
+    return rc;
+}
+
+//  --------------------------------------------------------------------
+//  admin promote
+
+static const zr_cli_opt_t s_admin_opts [] = {
+    { "group", "NAME", "through a nameserver: the broker group of the "
+                       "target (needed when ids repeat across groups)" },
+    { "wait-ms", "MS", "how long the master may hold writes for the "
+                       "handover before it gives up (default 10000)" },
+    ZR_CLI_CLIENT_OPTS,
+    { NULL, NULL, NULL }
+};
+
+static void
+s_admin_usage (FILE *stream)
+{
+    char *text = zsys_sprintf ("%s%s",
+        "Graceful handover (docs/ha.md): asks the master of the target's\n"
+        "broker group to make TARGET (a broker id, or a broker's client\n"
+        "endpoint, resolved through the nameserver) master of the next\n"
+        "epoch. The master stops taking writes (NOT_MASTER: routed\n"
+        "producers resend), waits until the target has everything,\n"
+        "resigns its epoch at the nameservers and tells the target to take\n"
+        "over; it then follows the target as a slave (with --master).\n"
+        "The master is --broker, or found through the nameserver. Needs\n"
+        "brokers with --failover true. On success prints one line:\n"
+        "  OK<TAB>TARGET_ID<TAB>EPOCH<TAB>PAUSED_MS\n"
+        "(PAUSED_MS: how long the old master refused writes). On an error\n"
+        "(target unknown or not in the in-sync set, a timeout) the master\n"
+        "keeps or resumes taking writes in its epoch; exit status 1.",
+        ZR_CLI_FABRIC_HELP);
+    zr_cli_usage (stream, "zrocket admin promote BROKER_ID|ENDPOINT "
+                  "[--group G] [--wait-ms MS]", text, s_admin_opts);
+    free (text);
+}
+
+//  Through the nameservers: finds the target's id (when an endpoint was
+//  given) and its group's master endpoint. 0 or -1 (printed).
+static int
+s_promote_find (const char *nameservers, const char *target,
+                const char *group, int timeout_ms, int64_t *target_id,
+                char **master)
+{
+    zlistx_t *brokers = s_cluster_fetch (nameservers, timeout_ms);
+    if (!brokers)
+        return -1;
+    bool by_ep = strstr (target, "://") != NULL;
+    const char *found_group = NULL;
+    int matches = 0;
+    for (s_broker_t *b = (s_broker_t *) zlistx_first (brokers); b;
+         b = (s_broker_t *) zlistx_next (brokers)) {
+        if (group && strneq (b->group, group))
+            continue;
+        if (by_ep ? streq (b->endpoint, target) : b->broker_id == *target_id) {
+            if (!found_group || strneq (found_group, b->group))
+                matches++;
+            found_group = b->group;
+            *target_id = b->broker_id;
+        }
+    }
+    int rc = -1;
+    if (matches == 0)
+        fprintf (stderr, "zrocket admin promote: the nameserver at %s knows "
+                 "no live broker %s%s%s (zrocket cluster lists them)\n",
+                 nameservers, target, group ? " in group " : "",
+                 group ? group : "");
+    else
+    if (matches > 1)
+        fprintf (stderr, "zrocket admin promote: broker id %s is in "
+                 "several groups; name one with --group\n", target);
+    else {
+        for (s_broker_t *b = (s_broker_t *) zlistx_first (brokers);
+             b && !*master; b = (s_broker_t *) zlistx_next (brokers))
+            if (streq (b->group, found_group) && streq (b->role, "master")
+            &&  !streq (b->endpoint, "-"))
+                *master = strdup (b->endpoint);
+        if (*master)
+            rc = 0;
+        else
+            fprintf (stderr, "zrocket admin promote: the nameserver at %s "
+                     "knows no live master of group %s\n", nameservers,
+                     found_group);
+    }
+    zlistx_destroy (&brokers);
+    return rc;
+}
+
+//  Sends PROMOTE to master; follows one NOT_MASTER that names a master.
+//  Returns the exit status.
+static int
+s_promote_call (const char *master, int64_t target, int64_t wait_ms,
+                int timeout_ms)
+{
+    char *endpoint = strdup (master);
+    int rc = 1;
+    for (int hop = 0; hop < 2; hop++) {
+        zr_client_t *client = s_client (endpoint);
+        if (!client)
+            break;
+        zr_enc_t *enc = zr_client_begin (client, "PROMOTE", 2);
+        zr_enc_kint (enc, "target", target);
+        zr_enc_kint (enc, "timeout_ms", wait_ms);
+        int call_ms = (int) wait_ms + timeout_ms;
+        zr_reply_t *reply = zr_client_call (client, NULL, 0, call_ms);
+        zr_client_destroy (&client);
+        if (!reply) {
+            fprintf (stderr, "zrocket: no broker answering at %s within %d "
+                     "ms\n", endpoint, call_ms);
+            break;
+        }
+        const zr_obj_t *h = zr_reply_header (reply);
+        char *next = zr_field_strdup (h, "master");
+        if (zr_reply_status (reply) == ZR_NOT_MASTER && next && *next
+        &&  strneq (next, endpoint) && hop == 0) {
+            free (endpoint);
+            endpoint = next;
+            zr_reply_destroy (&reply);
+            continue;       //  we asked a slave: ask its master
+        }
+        zstr_free (&next);
+        if (zr_reply_status (reply) == ZR_OK) {
+            int64_t epoch = -1, paused = -1, id = target;
+            zr_field_int (h, "epoch", &epoch);
+            zr_field_int (h, "paused_ms", &paused);
+            zr_field_int (h, "master_id", &id);
+            printf ("OK\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\n", id,
+                    epoch, paused);
+            rc = 0;
+        }
+        else {
+            const char *reason = zr_reply_reason (reply);
+            fprintf (stderr, "zrocket admin promote: %s%s%s\n",
+                     zr_reply_status_str (reply), *reason ? ": " : "",
+                     reason);
+        }
+        zr_reply_destroy (&reply);
+        break;
+    }
+    free (endpoint);
+    return rc;
+}
+
+int
+zr_cli_admin (int argc, char **argv)
+{
+    zr_cli_args_t args;
+    zr_cli_fabric_t fabric = { 0 };
+    int rc = 2;
+    char *master = NULL;
+    if (zr_cli_parse ("admin", s_admin_opts, 2, argc, argv, &args))
+        goto done;
+    if (args.help) {
+        s_admin_usage (stdout);
+        rc = 0;
+        goto done;
+    }
+    if (args.npos < 1 || strneq (args.pos [0], "promote")) {
+        fprintf (stderr, "zrocket admin: unknown or missing subcommand%s%s "
+                 "(admin promote BROKER_ID|ENDPOINT; see --help)\n",
+                 args.npos ? " " : "", args.npos ? args.pos [0] : "");
+        goto done;
+    }
+    if (args.npos != 2) {
+        fprintf (stderr, "zrocket admin promote: needs a BROKER_ID or a "
+                 "broker ENDPOINT\n");
+        goto done;
+    }
+    const char *target = args.pos [1];
+    int64_t target_id = -1, wait_ms;
+    if (!strstr (target, "://")) {
+        char *end = NULL;
+        long long v = strtoll (target, &end, 10);
+        if (!*target || *end || v < 0 || v > 1000000) {
+            fprintf (stderr, "zrocket admin promote: '%s' is neither a "
+                     "broker id (0..1000000) nor an endpoint\n", target);
+            goto done;
+        }
+        target_id = v;
+    }
+    if (zr_cli_get_int (&args, "wait-ms", 10000, 100, 600000, &wait_ms))
+        goto done;
+    rc = zr_cli_fabric_find (&args, &fabric);
+    if (rc)
+        goto done;
+    rc = 1;
+    if (fabric.broker && target_id < 0 && !fabric.nameservers) {
+        fprintf (stderr, "zrocket admin promote: an ENDPOINT target needs a "
+                 "nameserver to find its broker id; give the id\n");
+        goto done;
+    }
+    if (fabric.broker && target_id >= 0)
+        master = strdup (fabric.broker);
+    else
+    if (s_promote_find (fabric.nameservers, target, zr_cli_get (&args,
+                        "group"), fabric.timeout_ms, &target_id, &master))
+        goto done;
+    if (fabric.broker) {
+        free (master);
+        master = strdup (fabric.broker);
+    }
+    rc = s_promote_call (master, target_id, wait_ms, fabric.timeout_ms);
+done:
+    free (master);
     zr_cli_fabric_free (&fabric);
     zr_cli_args_free (&args);
     return rc;

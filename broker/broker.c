@@ -191,6 +191,17 @@ typedef struct {
     bool fo_master;             //  role last told
     bool fo_acking;             //  master: may ack writes (last seen)
     int64_t fo_epoch;           //  epoch last told
+    //  Graceful handover (admin promote, s_cmd_promote): pr_state 0 idle
+    int pr_state;
+    route_t pr_route;           //  the PROMOTE to answer
+    int64_t pr_target;
+    int64_t pr_epoch;           //  the epoch we resign
+    uint64_t pr_seq;            //  our last seq, resigned at
+    int64_t pr_paused_at;       //  writes refused since, mono ms
+    int64_t pr_deadline;
+    int64_t pr_timeout_ms;
+    int64_t pr_next;            //  next TAKEOVER or WITHDRAW try
+    char pr_error [300];        //  why the handover is being withdrawn
     //  retention and lookup (broker/retention.c, protocol section 15)
     zr_retention_t *retention;
     int64_t default_retention_ms;
@@ -686,6 +697,12 @@ static bool
                         const char **why, char *reason, size_t size);
 static bool
     s_failover_refuse (broker_t *self, route_t *route);
+static bool
+    s_promote_refuse (broker_t *self, route_t *route, const char *cmd);
+static void
+    s_cmd_promote (broker_t *self, route_t *route, const zr_obj_t *h);
+static void
+    s_promote_tick (broker_t *self);
 
 //  Replication (broker/repl.c, protocol section 16): in sync mode a
 //  committed send is answered once the in-sync set has its batch.
@@ -4348,6 +4365,9 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
     if (self->failover && s_repl_write_cmd (cmd) && s_failover_refuse (self,
                                                                    &route))
         goto done;
+    if (self->pr_state && s_repl_write_cmd (cmd)
+    &&  s_promote_refuse (self, &route, cmd))
+        goto done;
     if (streq (cmd, "SEND")) {
         s_ack_watch (self, &route);
         s_cmd_send (self, &route, h, bodies, body_count);
@@ -4441,6 +4461,9 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
     else
     if (streq (cmd, "PRODUCER_HEARTBEAT"))
         s_cmd_producer_heartbeat (self, &route, h);
+    else
+    if (streq (cmd, "PROMOTE"))
+        s_cmd_promote (self, &route, h);
     else
         s_reply_error (self, &route, ZR_UNKNOWN_COMMAND,
                        "unknown command '%s'", cmd);
@@ -4971,6 +4994,255 @@ s_failover_tick (broker_t *self)
     self->fo_next = now + self->master_dead_ms / 2;
 }
 
+//  --------------------------------------------------------------------
+//  Graceful handover: PROMOTE {target, timeout_ms} (zrocket admin
+//  promote; protocol section 16, "Graceful handover"). The master stops
+//  taking writes (NOT_MASTER), waits until the target has acked its last
+//  sequence, resigns its epoch at the nameservers in the target's
+//  favour (HA_RESIGN), and sends the target TAKEOVER on the HA ROUTER;
+//  the target campaigns at once and, elected, promotes; this broker is
+//  then fenced by the higher epoch and demotes (s_failover_demote). The
+//  PROMOTE is answered when it is fenced by the target, or with an
+//  error after the resignation was withdrawn (writes resume in the
+//  same epoch). Nothing here starts by itself.
+
+#define PR_CATCHUP 1            //  writes paused, target catching up
+#define PR_RESIGN 2             //  HA_RESIGN sent, waiting for a majority
+#define PR_TAKEOVER 3           //  TAKEOVER sent, waiting to be fenced
+#define PR_WITHDRAW 4           //  taking the resignation back
+
+//  During a handover: refuses a write (NOT_MASTER, the master unknown
+//  yet: a routed producer asks its nameserver again and resends) or a
+//  second PROMOTE (BUSY). Returns true when it replied.
+static bool
+s_promote_refuse (broker_t *self, route_t *route, const char *cmd)
+{
+    if (streq (cmd, "PROMOTE")) {
+        s_reply_error (self, route, ZR_BUSY, "a handover to broker %"
+                       PRId64 " is running", self->pr_target);
+        return true;
+    }
+    s_reply_begin (self, route, ZR_NOT_MASTER, "this master is handing "
+                   "over to another broker of its group (admin promote); "
+                   "writes are paused", 1);
+    zr_enc_kstr (self->enc, "master", "");
+    s_send_reply (self, route, NULL);
+    return true;
+}
+
+//  Ends a handover: answers the PROMOTE (status OK with the new epoch, or
+//  an error) and resumes (writes are refused anyway once fenced).
+static void
+s_promote_end (broker_t *self, zr_status_t status, const char *reason)
+{
+    int64_t paused = zclock_mono () - self->pr_paused_at;
+    if (status == ZR_OK) {
+        int64_t epoch = zr_failover_fenced (self->failover);
+        zsys_info ("failover: handover done: broker %" PRId64 " is master "
+                   "of epoch %" PRId64 "; writes were paused %" PRId64
+                   " ms", self->pr_target, epoch, paused);
+        s_reply_begin (self, &self->pr_route, ZR_OK, NULL, 4);
+        zr_enc_kint (self->enc, "epoch", epoch);
+        zr_enc_kint (self->enc, "master_id", self->pr_target);
+        zr_enc_kint (self->enc, "seq", (int64_t) self->pr_seq);
+        zr_enc_kint (self->enc, "paused_ms", paused);
+    }
+    else {
+        zsys_warning ("failover: handover to broker %" PRId64 " failed: "
+                      "%s; writes resume in epoch %" PRId64,
+                      self->pr_target, reason, self->pr_epoch);
+        s_reply_begin (self, &self->pr_route, status, reason, 2);
+        zr_enc_kint (self->enc, "epoch", self->pr_epoch);
+        zr_enc_kint (self->enc, "paused_ms", paused);
+    }
+    s_send_reply (self, &self->pr_route, NULL);
+    self->pr_state = 0;
+}
+
+//  Takes the resignation back (the reply waits for a majority).
+static void
+s_promote_withdraw (broker_t *self, const char *format, ...)
+{
+    if (format) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (self->pr_error, sizeof self->pr_error, format, args);
+        va_end (args);
+    }
+    zr_failover_resign (self->failover, true, self->pr_epoch,
+                        (int64_t) self->pr_seq, self->pr_target);
+    self->pr_state = PR_WITHDRAW;
+    self->pr_next = zclock_mono () + 1000;
+}
+
+static void
+s_cmd_promote (broker_t *self, route_t *route, const zr_obj_t *h)
+{
+    int64_t target, timeout_ms;
+    if (s_need_int (self, route, h, "target", &target, true, 0, 0, 1000000)
+    ||  s_need_int (self, route, h, "timeout_ms", &timeout_ms, false,
+                    10000, 100, 600000))
+        return;
+    if (!self->failover || !self->repl
+    ||  zr_repl_mode (self->repl) == ZR_REPL_NONE) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT, "PROMOTE needs a "
+                       "master with replication and --failover true");
+        return;
+    }
+    if (target == self->broker_id) {
+        s_reply_error (self, route, ZR_BAD_ARGUMENT, "broker %" PRId64
+                       " is this master already (epoch %" PRIu64 ")",
+                       target, zr_store_epoch (self->store));
+        return;
+    }
+    uint64_t acked;
+    bool in_sync;
+    char *isr = zr_repl_isr_ids (self->repl);
+    int known = zr_repl_slave_acked (self->repl, target, &acked, &in_sync);
+    if (known < 0 || !in_sync) {
+        if (known < 0)
+            s_reply_error (self, route, ZR_BAD_ARGUMENT, "broker %" PRId64
+                           " is not a slave of this master (group %s; "
+                           "in-sync slaves: [%s])", target,
+                           zr_store_group (self->store), isr);
+        else
+            s_reply_error (self, route, ZR_BAD_ARGUMENT, "broker %" PRId64
+                           " is not in the in-sync set (acked %" PRIu64
+                           " of %" PRIu64 "; in-sync slaves: [%s]); only an "
+                           "in-sync slave can take over", target, acked,
+                           zr_store_seq (self->store), isr);
+        free (isr);
+        return;
+    }
+    free (isr);
+    int64_t now = zclock_mono ();
+    self->pr_state = PR_CATCHUP;
+    self->pr_route = *route;
+    self->pr_target = target;
+    self->pr_epoch = (int64_t) zr_store_epoch (self->store);
+    self->pr_paused_at = now;
+    self->pr_timeout_ms = timeout_ms;
+    self->pr_deadline = now + timeout_ms;
+    self->pr_error [0] = 0;
+    zsys_info ("failover: handing over to broker %" PRId64 " (admin "
+               "promote): writes paused at seq %" PRIu64, target,
+               zr_store_seq (self->store));
+    zr_repl_info_now (self->repl);
+}
+
+//  One handover turn, before s_failover_tick (which demotes us once
+//  fenced). On a slave: a TAKEOVER from our master starts a campaign.
+static void
+s_promote_tick (broker_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (zr_repl_is_slave (self->repl)) {
+        //  Only for the epoch we follow: a TAKEOVER that waited in a
+        //  buffer past a later epoch is stale.
+        uint64_t epoch = zr_repl_take_takeover (self->repl);
+        if (epoch && epoch == zr_store_epoch (self->store)
+        &&  !zr_failover_campaigning (self->failover)) {
+            int64_t last = (int64_t) zr_store_epoch (self->store);
+            zsys_info ("failover: our master resigned epoch %" PRIu64
+                       " for us (admin promote): asking for epoch %"
+                       PRId64 " at seq %" PRIu64, epoch, last + 1,
+                       zr_store_seq (self->store));
+            zr_failover_campaign (self->failover, last + 1, last,
+                                  (int64_t) zr_store_seq (self->store));
+            self->fo_next = now + self->master_dead_ms / 2;
+        }
+        return;
+    }
+    if (!self->pr_state)
+        return;
+    int64_t fenced = zr_failover_fenced (self->failover);
+    if (fenced > self->pr_epoch) {
+        int64_t by = zr_failover_fenced_by (self->failover);
+        if (by == self->pr_target)
+            s_promote_end (self, ZR_OK, NULL);
+        else {
+            char why [200];
+            snprintf (why, sizeof why, "epoch %" PRId64 " went to broker %"
+                      PRId64 ", not %" PRId64, fenced, by, self->pr_target);
+            s_reply_begin (self, &self->pr_route, ZR_NOT_MASTER, why, 0);
+            s_send_reply (self, &self->pr_route, NULL);
+            self->pr_state = 0;
+        }
+        return;
+    }
+    const char *why = NULL;
+    int outcome;
+    switch (self->pr_state) {
+    case PR_CATCHUP: {
+        uint64_t seq = zr_store_seq (self->store), acked = 0;
+        bool in_sync = false;
+        zr_repl_slave_acked (self->repl, self->pr_target, &acked, &in_sync);
+        if (acked >= seq) {
+            self->pr_seq = seq;
+            zsys_info ("failover: broker %" PRId64 " has seq %" PRIu64
+                       "; resigning epoch %" PRId64 " for it",
+                       self->pr_target, seq, self->pr_epoch);
+            zr_failover_resign (self->failover, false, self->pr_epoch,
+                                (int64_t) seq, self->pr_target);
+            self->pr_state = PR_RESIGN;
+        }
+        else
+        if (now >= self->pr_deadline) {
+            char reason [200];
+            snprintf (reason, sizeof reason, "handover timed out: broker %"
+                      PRId64 " did not catch up within %" PRId64
+                      " ms (acked %" PRIu64
+                      " of %" PRIu64 ")", self->pr_target,
+                      self->pr_timeout_ms, acked, seq);
+            s_promote_end (self, ZR_BUSY, reason);
+        }
+        else
+            zr_repl_info_now (self->repl);
+        break;
+    }
+    case PR_RESIGN:
+        outcome = zr_failover_resign_outcome (self->failover, &why);
+        if (outcome > 0) {
+            zr_repl_takeover (self->repl, self->pr_target,
+                              (uint64_t) self->pr_epoch, self->pr_seq);
+            self->pr_state = PR_TAKEOVER;
+            self->pr_next = now + 500;
+        }
+        else
+        if (outcome < 0)
+            s_promote_withdraw (self, "handover failed: the nameservers "
+                                "did not accept the resignation: %s", why);
+        break;
+    case PR_TAKEOVER:
+        if (now >= self->pr_deadline)
+            s_promote_withdraw (self, "handover timed out: broker %"
+                                PRId64 " did not become master within %"
+                                PRId64 " ms",
+                                self->pr_target, self->pr_timeout_ms);
+        else
+        if (now >= self->pr_next) {
+            zr_repl_takeover (self->repl, self->pr_target,
+                              (uint64_t) self->pr_epoch, self->pr_seq);
+            self->pr_next = now + 500;
+        }
+        break;
+    case PR_WITHDRAW:
+        outcome = zr_failover_resign_outcome (self->failover, &why);
+        if (outcome > 0)
+            s_promote_end (self, ZR_BUSY, self->pr_error);
+        else {
+            //  Not taken back at a majority: a vote may be under way;
+            //  stay paused until fenced, or withdrawn on a later try.
+            if (outcome < 0)
+                zsys_warning ("failover: cannot withdraw the handover "
+                              "yet: %s", why);
+            if (now >= self->pr_next)
+                s_promote_withdraw (self, NULL);
+        }
+        break;
+    }
+}
+
 static int
 s_start (broker_t *self, char **err)
 {
@@ -5268,8 +5540,10 @@ zr_broker_actor (zsock_t *pipe, void *args)
             if (zclock_mono () - self->groups_checked
                 >= s_groups_period (self))
                 s_groups_tick (self);
-            if (self->failover)
+            if (self->failover) {
+                s_promote_tick (self);
                 s_failover_tick (self);
+            }
         }
     }
     //  Answer what we have, refuse what is queued, close the store.

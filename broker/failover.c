@@ -9,7 +9,8 @@
 #define CAMPAIGN_MS 1000
 #define HEADER_MAX (64 * 1024)
 
-typedef enum { REQ_NONE, REQ_HEARTBEAT, REQ_VOTE } req_kind_t;
+typedef enum { REQ_NONE, REQ_HEARTBEAT, REQ_VOTE, REQ_RESIGN,
+               REQ_WITHDRAW } req_kind_t;
 
 typedef struct {
     uint64_t rid;
@@ -51,6 +52,16 @@ typedef struct {
     size_t granted;
     size_t answered;
     char refusal [256];
+    //  Handover round (admin promote): HA_RESIGN or its withdrawal to
+    //  every nameserver (resign_kind REQ_NONE: none)
+    req_kind_t resign_kind;
+    int64_t resign_epoch;
+    int64_t resign_seq;
+    int64_t resign_successor;
+    int64_t resign_end;
+    size_t resign_ok;
+    size_t resign_answered;
+    char resign_refusal [256];
     zr_enc_t *enc;
 } failover_t;
 
@@ -96,6 +107,20 @@ s_send (failover_t *self, ns_t *ns, req_kind_t kind, int64_t epoch)
         zr_enc_array (e, self->isr_count);
         for (size_t i = 0; i < self->isr_count; i++)
             zr_enc_int (e, self->isr [i]);
+    }
+    else
+    if (kind == REQ_RESIGN || kind == REQ_WITHDRAW) {
+        zr_enc_map (e, 10);
+        zr_enc_kint (e, "v", ZR_PROTOCOL_VERSION);
+        zr_enc_kstr (e, "cmd", "HA_RESIGN");
+        zr_enc_kint (e, "rid", (int64_t) rid);
+        zr_enc_kstr (e, "cluster", self->cluster);
+        zr_enc_kstr (e, "group", self->group);
+        zr_enc_kint (e, "broker_id", self->broker_id);
+        zr_enc_kint (e, "epoch", epoch);
+        zr_enc_kint (e, "seq", self->resign_seq);
+        zr_enc_kint (e, "successor", self->resign_successor);
+        zr_enc_kbool (e, "withdraw", kind == REQ_WITHDRAW);
     }
     else {
         zr_enc_map (e, 9);
@@ -166,6 +191,23 @@ s_campaign_end (failover_t *self, bool won)
     self->campaign_epoch = 0;
 }
 
+//  Ends a handover round: RESIGNED / RESIGN_FAILED reason, or
+//  WITHDRAWN / WITHDRAW_FAILED reason, with the epoch.
+static void
+s_resign_end (failover_t *self, bool ok)
+{
+    char e [24];
+    snprintf (e, sizeof e, "%" PRId64, self->resign_epoch);
+    bool withdraw = self->resign_kind == REQ_WITHDRAW;
+    const char *event = withdraw ? (ok ? "WITHDRAWN" : "WITHDRAW_FAILED")
+                                 : (ok ? "RESIGNED" : "RESIGN_FAILED");
+    zstr_sendx (self->pipe, event, e,
+                self->resign_refusal [0] ? self->resign_refusal
+                                         : "no majority of nameservers "
+                                           "answered in time", NULL);
+    self->resign_kind = REQ_NONE;
+}
+
 static void
 s_reply (failover_t *self, ns_t *ns)
 {
@@ -209,6 +251,29 @@ s_reply (failover_t *self, ns_t *ns)
                           "master", ns->endpoint, epoch);
             s_fenced (self, epoch, master);
         }
+    }
+    else
+    if ((kind == REQ_RESIGN || kind == REQ_WITHDRAW)
+    &&  kind == self->resign_kind && req->epoch == self->resign_epoch) {
+        bool accepted = false;
+        self->resign_answered++;
+        if (streq (status, "OK")
+        &&  zr_field_bool (h, "accepted", &accepted) == ZR_FIELD_OK
+        &&  accepted)
+            self->resign_ok++;
+        else {
+            char why [200] = "";
+            if (zr_field_strbuf (h, "refusal", why, sizeof why)
+                != ZR_FIELD_OK)
+                zr_field_strbuf (h, "reason", why, sizeof why);
+            snprintf (self->resign_refusal, sizeof self->resign_refusal,
+                      "%s: %s", ns->endpoint, why [0] ? why : status);
+        }
+        if (self->resign_ok >= self->ns_count / 2 + 1)
+            s_resign_end (self, true);
+        else
+        if (self->resign_answered >= self->ns_count)
+            s_resign_end (self, false);
     }
     else
     if (kind == REQ_VOTE && self->campaign_epoch == req->epoch) {
@@ -380,6 +445,28 @@ s_pipe_command (failover_t *self)
         zstr_free (&last_seq);
     }
     else
+    if (streq (verb, "RESIGN") || streq (verb, "WITHDRAW")) {
+        char *epoch = zmsg_popstr (msg);
+        char *seq = zmsg_popstr (msg);
+        char *successor = zmsg_popstr (msg);
+        if (epoch && seq && successor && self->configured) {
+            self->resign_kind = streq (verb, "RESIGN") ? REQ_RESIGN
+                                                       : REQ_WITHDRAW;
+            self->resign_epoch = atoll (epoch);
+            self->resign_seq = atoll (seq);
+            self->resign_successor = atoll (successor);
+            self->resign_end = zclock_mono () + CAMPAIGN_MS;
+            self->resign_ok = self->resign_answered = 0;
+            self->resign_refusal [0] = 0;
+            for (size_t i = 0; i < self->ns_count; i++)
+                s_send (self, &self->ns [i], self->resign_kind,
+                        self->resign_epoch);
+        }
+        zstr_free (&epoch);
+        zstr_free (&seq);
+        zstr_free (&successor);
+    }
+    else
         zsys_warning ("failover: unknown pipe command '%s'", verb);
     zstr_free (&verb);
     zmsg_destroy (&msg);
@@ -395,6 +482,9 @@ s_timeout (failover_t *self)
     if (self->campaign_epoch
     &&  (next == -1 || self->campaign_end < next))
         next = self->campaign_end;
+    if (self->resign_kind != REQ_NONE
+    &&  (next == -1 || self->resign_end < next))
+        next = self->resign_end;
     if (next == -1)
         return -1;
     return next <= now ? 0 : (long) (next - now);
@@ -433,6 +523,8 @@ zr_failover_actor (zsock_t *pipe, void *args)
             s_heartbeat (self);
         if (self->campaign_epoch && now >= self->campaign_end)
             s_campaign_end (self, false);
+        if (self->resign_kind != REQ_NONE && now >= self->resign_end)
+            s_resign_end (self, false);
     }
     for (size_t i = 0; i < self->ns_count; i++) {
         zsock_destroy (&self->ns [i].dealer);
@@ -457,6 +549,8 @@ struct _zr_failover_t {
     int64_t elected;            //  epoch won, not yet taken
     int64_t defeated;           //  epoch lost, not yet taken
     bool campaigning;
+    int resigned;               //  handover round: 1 ok, -1 failed, 0
+    char resign_why [256];
 };
 
 zr_failover_t *
@@ -535,6 +629,18 @@ s_drain (zr_failover_t *self)
         if (event && arg && streq (event, "ELECTED")) {
             self->elected = atoll (arg);
             self->campaigning = false;
+        }
+        else
+        if (event && arg && (streq (event, "RESIGNED")
+                         ||  streq (event, "WITHDRAWN")
+                         ||  streq (event, "RESIGN_FAILED")
+                         ||  streq (event, "WITHDRAW_FAILED"))) {
+            self->resigned = streq (event, "RESIGNED")
+                          || streq (event, "WITHDRAWN") ? 1 : -1;
+            char *why = zmsg_popstr (msg);
+            snprintf (self->resign_why, sizeof self->resign_why, "%s",
+                      why ? why : "?");
+            zstr_free (&why);
         }
         else
         if (event && arg && streq (event, "DEFEATED")) {
@@ -617,4 +723,29 @@ zr_failover_fenced_by (zr_failover_t *self)
 {
     s_drain (self);
     return self->fenced ? self->fenced_by : -1;
+}
+
+void
+zr_failover_resign (zr_failover_t *self, bool withdraw, int64_t epoch,
+                    int64_t seq, int64_t successor)
+{
+    char e [24], s [24], o [24];
+    snprintf (e, sizeof e, "%" PRId64, epoch);
+    snprintf (s, sizeof s, "%" PRId64, seq);
+    snprintf (o, sizeof o, "%" PRId64, successor);
+    s_drain (self);
+    self->resigned = 0;
+    zstr_sendx (self->actor, withdraw ? "WITHDRAW" : "RESIGN", e, s, o,
+                NULL);
+}
+
+int
+zr_failover_resign_outcome (zr_failover_t *self, const char **why)
+{
+    s_drain (self);
+    int outcome = self->resigned;
+    self->resigned = 0;
+    if (why)
+        *why = self->resign_why;
+    return outcome;
 }

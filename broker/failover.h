@@ -22,6 +22,11 @@
       CAMPAIGN epoch last_epoch last_seq  -> (no reply) asks every
             nameserver to vote this broker master of epoch; the actor
             later sends ELECTED or DEFEATED
+      RESIGN epoch seq successor  -> (no reply) graceful handover: sends
+            HA_RESIGN to every nameserver; later RESIGNED or
+            RESIGN_FAILED
+      WITHDRAW epoch seq successor -> (no reply) takes a resignation
+            back; later WITHDRAWN or WITHDRAW_FAILED
       The actor sends, unasked:
       LEASE until                 the monotonic ms until which a majority
             of leases runs (sent whenever it grows)
@@ -30,6 +35,9 @@
       ELECTED epoch               a majority voted for us
       DEFEATED epoch reason       no majority (every nameserver answered,
             or 1 s passed)
+      RESIGNED | WITHDRAWN epoch reason     a majority accepted
+      RESIGN_FAILED | WITHDRAW_FAILED epoch reason  no majority
+            (every nameserver answered, or 1 s passed)
       $TERM
 */
 #ifndef ZR_FAILOVER_H_INCLUDED
@@ -88,6 +96,19 @@ bool
 //  The master_id the fencing nameserver named, or -1.
 int64_t
     zr_failover_fenced_by (zr_failover_t *self);
+
+//  Graceful handover (admin promote): asks every nameserver to accept
+//  that this master resigns epoch at seq in favour of successor (or,
+//  withdraw, takes that back). The outcome comes through
+//  zr_failover_resign_outcome.
+void
+    zr_failover_resign (zr_failover_t *self, bool withdraw, int64_t epoch,
+                        int64_t seq, int64_t successor);
+
+//  1 (a majority accepted), -1 (not; *why says why, borrowed) or 0
+//  (nothing yet). Each outcome is reported once.
+int
+    zr_failover_resign_outcome (zr_failover_t *self, const char **why);
 
 //  Given the lease expiry of each of count configured nameservers (0 or
 //  anything in the past: none), returns the time until which a majority

@@ -23,6 +23,7 @@
 #include "transport/transport.h"
 
 static void s_failover_identity (zsock_t *dealer, int64_t id);
+static int64_t s_identity_broker_id (const char *key);
 #define RING_SIZE (1 << 16)         //  recent commits (seq, time, size)
 #define HEARTBEAT_MS 100
 #define INFO_MS 200
@@ -657,6 +658,35 @@ s_master_router (master_t *self)
     zmsg_destroy (&msg);
 }
 
+//  Admin promote: TAKEOVER id epoch seq from the broker; sends TAKEOVER
+//  epoch seq to every welcomed slave whose identity names broker id.
+static void
+s_master_takeover (master_t *self, zmsg_t *msg)
+{
+    char *id = zmsg_popstr (msg);
+    zframe_t *e = zmsg_pop (msg), *q = zmsg_pop (msg);
+    uint64_t epoch, seq;
+    if (id && !s_frame_u64 (e, &epoch) && !s_frame_u64 (q, &seq)) {
+        slave_t *slave = (slave_t *) zhashx_first (self->slaves);
+        while (slave) {
+            if (slave->welcomed
+            &&  s_identity_broker_id (slave->key) == atoll (id)) {
+                zmsg_t *out = zmsg_new ();
+                zmsg_append (out, &(zframe_t *) {
+                    zframe_dup (slave->identity) });
+                zmsg_addstr (out, "TAKEOVER");
+                s_add_u64 (out, epoch);
+                s_add_u64 (out, seq);
+                s_send_nowait (&out, zsock_resolve (self->router));
+            }
+            slave = (slave_t *) zhashx_next (self->slaves);
+        }
+    }
+    zstr_free (&id);
+    zframe_destroy (&e);
+    zframe_destroy (&q);
+}
+
 static void
 s_master_tick (master_t *self)
 {
@@ -781,6 +811,12 @@ s_master_actor (zsock_t *pipe, void *args)
             bool term = verb && streq (verb, "$TERM");
             if (verb && streq (verb, "BATCH"))
                 s_master_batch (self, msg);
+            else
+            if (verb && streq (verb, "INFO_NOW"))
+                s_master_info (self);
+            else
+            if (verb && streq (verb, "TAKEOVER"))
+                s_master_takeover (self, msg);
             zstr_free (&verb);
             zmsg_destroy (&msg);
             if (term)
@@ -1092,6 +1128,17 @@ s_follower_dealer (follower_t *self)
         }
     }
     else
+    if (streq (cmd, "TAKEOVER")) {
+        //  Admin promote: the master resigned for us; the broker thread
+        //  campaigns (frames: epoch seq, passed on as they came).
+        zmsg_t *out = zmsg_new ();
+        zmsg_addstr (out, "TAKEOVER");
+        zframe_t *f;
+        for (int i = 0; i < 2 && (f = zmsg_pop (msg)); i++)
+            zmsg_append (out, &f);
+        s_send_nowait (&out, zsock_resolve (self->pipe));
+    }
+    else
     if (streq (cmd, "COPY"))
         s_copy_chunk (self, msg);
     else
@@ -1363,6 +1410,7 @@ struct _zr_repl_t {
     uint64_t apply_errors;
     uint64_t full_copies;
     char *apply_error;
+    uint64_t takeover;          //  slave: epoch a master resigned for us
 };
 
 static void
@@ -1594,6 +1642,14 @@ zr_repl_event (zr_repl_t *self)
             flags |= ZR_REPL_APPLIED;
         }
         else
+        if (streq (verb, "TAKEOVER")) {
+            uint64_t epoch;
+            zframe_t *e = zmsg_pop (msg);
+            if (!s_frame_u64 (e, &epoch) && epoch > 0)
+                self->takeover = epoch;
+            zframe_destroy (&e);
+        }
+        else
         if (streq (verb, "MASTER")) {
             char *ep = zmsg_popstr (msg);
             if (ep) {
@@ -1725,6 +1781,93 @@ s_failover_info (zr_repl_t *self)
         return NULL;
     return zr_hdr_decode (zchunk_data (self->info), zchunk_size (self->info),
                           NULL);
+}
+
+//  Broker id named by a slave's routing id in hex ("zrb:ID:..."), or -1.
+static int64_t
+s_identity_broker_id (const char *key)
+{
+    char ident [256];
+    size_t n = 0;
+    for (size_t j = 0; key [j] && key [j + 1] && n + 1 < sizeof ident;
+         j += 2) {
+        unsigned v;
+        if (sscanf (key + j, "%2x", &v) != 1)
+            break;
+        ident [n++] = (char) v;
+    }
+    ident [n] = 0;
+    long long id;
+    if (n < 5 || strncmp (ident, "zrb:", 4)
+    ||  sscanf (ident + 4, "%lld", &id) != 1 || id < 0)
+        return -1;
+    return id;
+}
+
+int
+zr_repl_slave_acked (zr_repl_t *self, int64_t broker_id, uint64_t *acked,
+                     bool *in_sync)
+{
+    int rc = -1;
+    zr_hdr_t *hdr = s_failover_info (self);
+    const zr_obj_t *slaves = hdr ? zr_obj_get (zr_hdr_root (hdr), "slaves")
+                                 : NULL;
+    size_t count = slaves && zr_obj_is_array (slaves)
+                 ? zr_obj_size (slaves) : 0;
+    *acked = 0;
+    *in_sync = false;
+    for (size_t i = 0; i < count; i++) {
+        const zr_obj_t *s = zr_obj_at (slaves, i);
+        char key [512];
+        if (!s || zr_field_strbuf (s, "id", key, sizeof key) != ZR_FIELD_OK
+        ||  s_identity_broker_id (key) != broker_id)
+            continue;
+        int64_t a = 0;
+        bool in = false;
+        const zr_obj_t *o = zr_obj_get (s, "in_sync");
+        if (o)
+            zr_obj_bool (o, &in);
+        zr_field_int (s, "acked", &a);
+        //  Twins (an old connection) may linger: the best one counts.
+        if (a > 0 && (uint64_t) a > *acked)
+            *acked = (uint64_t) a;
+        if (in)
+            *in_sync = true;
+        rc = 0;
+    }
+    zr_hdr_destroy (&hdr);
+    return rc;
+}
+
+void
+zr_repl_info_now (zr_repl_t *self)
+{
+    if (self && !self->slave && self->actor)
+        zstr_send (self->actor, "INFO_NOW");
+}
+
+void
+zr_repl_takeover (zr_repl_t *self, int64_t broker_id, uint64_t epoch,
+                  uint64_t seq)
+{
+    if (!self || self->slave || !self->actor)
+        return;
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "TAKEOVER");
+    zmsg_addstrf (msg, "%" PRId64, broker_id);
+    s_add_u64 (msg, epoch);
+    s_add_u64 (msg, seq);
+    zmsg_send (&msg, self->actor);
+}
+
+uint64_t
+zr_repl_take_takeover (zr_repl_t *self)
+{
+    if (!self || !self->slave)
+        return 0;
+    uint64_t epoch = self->takeover;
+    self->takeover = 0;
+    return epoch;
 }
 
 char *

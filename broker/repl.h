@@ -140,4 +140,29 @@ int
 bool
     zr_repl_take_diverged (zr_repl_t *self);
 
+//  --------------------------------------------------------------------
+//  Graceful handover (admin promote, protocol section 16).
+
+//  Master: what the last INFO says of the slave named broker_id: its
+//  highest acked sequence and whether it is in the in-sync set. 0, or
+//  -1 when no slave of that id is known.
+int
+    zr_repl_slave_acked (zr_repl_t *self, int64_t broker_id,
+                         uint64_t *acked, bool *in_sync);
+
+//  Master: asks the actor for an INFO now (zr_repl_slave_acked is then
+//  fresh after the next zr_repl_event).
+void
+    zr_repl_info_now (zr_repl_t *self);
+
+//  Master: sends TAKEOVER epoch seq to the slave(s) named broker_id over
+//  the HA ROUTER: the master resigned epoch at seq for it.
+void
+    zr_repl_takeover (zr_repl_t *self, int64_t broker_id, uint64_t epoch,
+                      uint64_t seq);
+
+//  Slave: the epoch of a TAKEOVER received (once, then cleared), or 0.
+uint64_t
+    zr_repl_take_takeover (zr_repl_t *self);
+
 #endif

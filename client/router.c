@@ -266,6 +266,10 @@ zr_router_get (zr_router_t *self, const char *topic, bool force,
     //  nameserver must not cost every send a full lookup timeout).
     if (stale && route->valid && now - route->tried_at < self->refresh)
         stale = false;
+    //  A known route without a live master is transient (a failover or
+    //  a handover between two registrations): ask again, like force.
+    if (route->valid && route->npairs == 0)
+        force = true;
     if (force && now - route->tried_at < ZR_ROUTER_FORCE_GAP)
         force = false;
     int fetched = 2;            //  not tried

@@ -24,6 +24,12 @@ typedef struct {
     int64_t voted_for;
     int64_t voted_last_epoch;
     int64_t voted_last_seq;
+    //  A graceful handover (zr_ha_resign; resign_epoch 0: none): the
+    //  master of resign_epoch stepped down for resign_successor at
+    //  resign_seq. Kept in memory only (see zr_ha_resign).
+    int64_t resign_epoch;
+    int64_t resign_successor;
+    int64_t resign_seq;
 } group_t;
 
 struct _zr_ha_t {
@@ -282,6 +288,16 @@ zr_ha_heartbeat (zr_ha_t *self, const char *group, int64_t broker_id,
                   broker_id, epoch);
         return ZR_HA_FENCED;
     }
+    if (g->resign_epoch && g->resign_epoch == epoch
+    &&  g->heard && g->master == broker_id) {
+        //  Alive, so a withdrawn resignation leaves a live master.
+        g->received = now;
+        s_reason (reason, size, "broker %" PRId64 " resigned epoch %"
+                  PRId64 " of group %s in favour of broker %" PRId64
+                  "; no lease", broker_id, epoch, group,
+                  g->resign_successor);
+        return ZR_HA_RESIGNED;
+    }
     //  Record it even while starting: death is counted from it.
     g->heard = true;
     g->received = now;
@@ -387,7 +403,17 @@ zr_ha_vote (zr_ha_t *self, const char *group, int64_t epoch,
                   PRId64 " known for group %s", epoch, known, group);
         return 0;
     }
-    if (g->heard && now - g->received < self->dead_ms) {
+    bool handed = g->resign_epoch && g->heard
+               && g->resign_epoch == g->epoch && epoch == g->epoch + 1
+               && candidate == g->resign_successor;
+    if (handed && s_less (last_epoch, last_seq, g->resign_epoch,
+                          g->resign_seq)) {
+        s_reason (reason, size, "candidate's (epoch %" PRId64 ", seq %"
+                  PRId64 ") is behind the seq %" PRId64 " its master "
+                  "resigned at", last_epoch, last_seq, g->resign_seq);
+        return 0;
+    }
+    if (!handed && g->heard && now - g->received < self->dead_ms) {
         s_reason (reason, size, "master %" PRId64 " of group %s is alive "
                   "(heartbeat %" PRId64 " ms ago, dead after %" PRId64
                   " ms)", g->master, group, now - g->received,
@@ -455,4 +481,64 @@ zr_ha_master (zr_ha_t *self, const char *group, int64_t *epoch_out)
     if (g->voted_epoch == known)
         return g->voted_for;
     return -1;
+}
+
+int
+zr_ha_resign (zr_ha_t *self, const char *group, int64_t broker_id,
+              int64_t epoch, int64_t seq, int64_t successor, bool withdraw,
+              int64_t now, char *reason, size_t size)
+{
+    if (!group || !s_valid_name (group) || broker_id < 0 || epoch < 1
+    ||  seq < 0 || (!withdraw && (successor < 0 || successor > 1000000
+                                  || successor == broker_id))) {
+        s_reason (reason, size, "bad HA_RESIGN: group, broker_id >= 0, "
+                  "epoch >= 1, seq >= 0, successor 0..1000000 and not "
+                  "the master itself");
+        return 0;
+    }
+    group_t *g = s_group (self, group, true);
+    int64_t known = s_known_epoch (g);
+    if (withdraw) {
+        //  Refused once a vote for a later epoch was cast: the handover
+        //  may have happened; the old master must not take writes again.
+        if (known > epoch) {
+            s_reason (reason, size, "group %s is at epoch %" PRId64
+                      " already: the handover cannot be withdrawn", group,
+                      known);
+            return 0;
+        }
+        if (g->resign_epoch == epoch)
+            g->resign_epoch = 0;
+        return 1;
+    }
+    if (s_starting (self, now)) {
+        s_reason (reason, size, "nameserver started %" PRId64 " ms ago; "
+                  "it takes part in failover after %" PRId64 " ms",
+                  now - self->started, self->dead_ms);
+        return 0;
+    }
+    if (!g->heard || g->master != broker_id || g->epoch != epoch
+    ||  known != epoch) {
+        s_reason (reason, size, "broker %" PRId64 " is not the master of "
+                  "epoch %" PRId64 " of group %s known here (epoch %" PRId64
+                  ")", broker_id, epoch, group, known);
+        return 0;
+    }
+    bool in_isr = false;
+    for (size_t i = 0; i < g->isr_count; i++)
+        if (g->isr [i] == successor)
+            in_isr = true;
+    if (!in_isr) {
+        s_reason (reason, size, "broker %" PRId64 " is not in the in-sync "
+                  "set recorded for group %s", successor, group);
+        return 0;
+    }
+    g->resign_epoch = epoch;
+    g->resign_successor = successor;
+    g->resign_seq = seq;
+    (void) now;
+    zsys_info ("nameserver: master %" PRId64 " of group %s resigns epoch %"
+               PRId64 " at seq %" PRId64 " for broker %" PRId64, broker_id,
+               group, epoch, seq, successor);
+    return 1;
 }

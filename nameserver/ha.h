@@ -49,7 +49,8 @@ typedef enum {
     ZR_HA_STARTING,         //  nameserver too young to grant leases
     ZR_HA_FENCED,           //  a higher epoch exists (or another master
                             //  holds this epoch): stop being master
-    ZR_HA_BAD               //  bad arguments (reason says which)
+    ZR_HA_BAD,              //  bad arguments (reason says which)
+    ZR_HA_RESIGNED          //  this master resigned its epoch: no lease
 } zr_ha_result_t;
 
 //  Creates the module: reads data_dir/votes when it exists. data_dir may
@@ -89,6 +90,27 @@ int
     zr_ha_vote (zr_ha_t *self, const char *group, int64_t epoch,
                 int64_t candidate, int64_t last_epoch, int64_t last_seq,
                 int64_t now, char *reason, size_t size);
+
+//  A graceful handover (HA_RESIGN). The master broker_id of epoch
+//  resigns in favour of successor, which holds seq: from now on the
+//  master's heartbeats at epoch get no lease (ZR_HA_RESIGNED; they still
+//  count as signs of life), and a
+//  VOTE for epoch + 1 by successor with (last_epoch, last_seq) at least
+//  (epoch, seq) is granted without waiting for the master to be dead
+//  (every other rule holds). Accepted only from the master this
+//  nameserver knows at its highest epoch, for a successor in the
+//  recorded in-sync set. With withdraw, the resignation of epoch is
+//  taken back, unless an epoch above it is known (a vote was cast): the
+//  old master may then take writes again. Kept in memory only: a
+//  restarted nameserver has forgotten it, which is as if it never came
+//  (the successor then waits for the usual death; withdrawing succeeds).
+//  Safety rests on the fsync'd votes and on the master not taking
+//  writes between resigning and a withdrawal accepted by a majority.
+//  Returns 1 accepted, 0 refused (reason says why).
+int
+    zr_ha_resign (zr_ha_t *self, const char *group, int64_t broker_id,
+                  int64_t epoch, int64_t seq, int64_t successor,
+                  bool withdraw, int64_t now, char *reason, size_t size);
 
 //  True when the group's master is dead per this nameserver at now, or
 //  was never heard. Also *epoch_out (may be NULL): the highest epoch

@@ -334,7 +334,7 @@ s_cmd_ha_heartbeat (nameserver_t *self, route_t *route, const zr_obj_t *h)
         s_send_reply (self, route);
     }
     else
-    if (result == ZR_HA_STARTING)
+    if (result == ZR_HA_STARTING || result == ZR_HA_RESIGNED)
         s_reply_error (self, route, ZR_BUSY, "%s", reason);
     else
     if (result == ZR_HA_FENCED) {
@@ -380,6 +380,44 @@ s_cmd_vote (nameserver_t *self, route_t *route, const zr_obj_t *h)
     s_reply_begin (self, route, ZR_OK, NULL, rc ? 2 : 3);
     zr_enc_kbool (self->enc, "granted", rc == 1);
     zr_enc_kint (self->enc, "epoch", v [0]);
+    if (!rc)
+        zr_enc_kstr (self->enc, "refusal", reason);
+    s_send_reply (self, route);
+}
+
+//  HA_RESIGN {cluster, group, broker_id, epoch, seq, successor,
+//  withdraw: bool} -> OK {accepted: bool, epoch, refusal (when not)}
+//  (admin promote: docs/protocol.md section 16, "Graceful handover")
+static void
+s_cmd_ha_resign (nameserver_t *self, route_t *route, const zr_obj_t *h)
+{
+    char group [ZR_NAME_MAX + 1];
+    const char *names [] = { "broker_id", "epoch", "seq" };
+    int64_t v [3], successor = -1;
+    bool withdraw = false;
+    if (s_check_cluster (self, route, h)
+    ||  s_read_group (self, route, h, group)
+    ||  s_read_ints (self, route, h, names, v, 3))
+        return;
+    const zr_obj_t *w = zr_obj_get (h, "withdraw");
+    if (w && !zr_obj_is_nil (w) && zr_obj_bool (w, &withdraw)
+        != ZR_FIELD_OK) {
+        s_reply_error (self, route, ZR_MALFORMED, "field 'withdraw' must "
+                       "be a boolean");
+        return;
+    }
+    if (!withdraw && zr_field_int (h, "successor", &successor)
+        != ZR_FIELD_OK) {
+        s_reply_error (self, route, ZR_MALFORMED, "field 'successor' must "
+                       "be an integer broker id");
+        return;
+    }
+    char reason [512] = "";
+    int rc = zr_ha_resign (self->ha, group, v [0], v [1], v [2], successor,
+                           withdraw, zclock_mono (), reason, sizeof reason);
+    s_reply_begin (self, route, ZR_OK, NULL, rc ? 2 : 3);
+    zr_enc_kbool (self->enc, "accepted", rc == 1);
+    zr_enc_kint (self->enc, "epoch", v [1]);
     if (!rc)
         zr_enc_kstr (self->enc, "refusal", reason);
     s_send_reply (self, route);
@@ -509,10 +547,13 @@ s_handle (nameserver_t *self, zmq_msg_t *frames, size_t count,
     if (streq (cmd, "VOTE"))
         s_cmd_vote (self, &route, h);
     else
+    if (streq (cmd, "HA_RESIGN"))
+        s_cmd_ha_resign (self, &route, h);
+    else
         s_reply_error (self, &route, ZR_UNKNOWN_COMMAND,
                        "unknown command '%s' (a nameserver serves PING, "
                        "REGISTER, UNREGISTER, GET_ROUTE, GET_CLUSTER, "
-                       "HA_HEARTBEAT, VOTE)", cmd);
+                       "HA_HEARTBEAT, VOTE, HA_RESIGN)", cmd);
 done:
     zr_hdr_destroy (&hdr);
 }
