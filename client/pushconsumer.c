@@ -153,6 +153,7 @@ struct _broker_t {
     char *endpoint;             //  its master, as we last learned it
     int64_t epoch;              //  the route's epoch for it, 0: unknown
     char *move_to;              //  new master to move to at the next tick
+    char *hint;                 //  master a NOT_MASTER named, unconfirmed
     int64_t silent_since;       //  mono ms of the first timeout since the
                                 //  last reply; 0: answering
     zr_client_t *client;
@@ -438,6 +439,7 @@ s_broker_destroy (broker_t **b_p)
     free (b->name);
     free (b->endpoint);
     free (b->move_to);
+    free (b->hint);
     free (b);
     *b_p = NULL;
 }
@@ -1072,9 +1074,11 @@ s_on_pull (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
     }
 }
 
-//  NOT_MASTER: the broker is not (or no longer) its group's master. A
-//  reply that names another master moves the group there at the next
-//  tick; otherwise the nameservers are asked (the group is suspect).
+//  NOT_MASTER: the broker is not (or no longer) its group's master. The
+//  group is suspect: the nameservers are asked at once. A master that
+//  the reply names is kept as a hint, followed when the route lists it
+//  as a member of the group (s_route_refresh): the endpoint we talk to
+//  may since belong to another broker, whose master is not ours.
 static void
 s_not_master (self_t *self, broker_t *b, zr_reply_t *r)
 {
@@ -1082,13 +1086,11 @@ s_not_master (self_t *self, broker_t *b, zr_reply_t *r)
     if (self->routed
     &&  zr_field_strbuf (zr_reply_header (r), "master", master,
                          sizeof master) == ZR_FIELD_OK
-    &&  *master && strneq (master, b->endpoint)) {
-        if (!b->move_to || strneq (b->move_to, master)) {
-            free (b->move_to);
-            b->move_to = strdup (master);
-        }
+    &&  *master && strneq (master, b->endpoint)
+    &&  (!b->hint || strneq (b->hint, master))) {
+        free (b->hint);
+        b->hint = strdup (master);
     }
-    else
     if (!b->silent_since)
         b->silent_since = zclock_mono ();
 }
@@ -1454,6 +1456,7 @@ s_broker_move (self_t *self, broker_t *b)
     free (b->endpoint);
     b->endpoint = to;
     b->silent_since = 0;
+    zstr_free (&b->hint);
     self->moves++;
     for (pending_t *p = (pending_t *) zhashx_first (b->pending); p;
          p = (pending_t *) zhashx_next (b->pending)) {
@@ -1533,15 +1536,31 @@ s_route_refresh (self_t *self)
                     b->epoch = epoch;
                 continue;
             }
+            const char *to = NULL;
             bool moved = strneq (master, b->endpoint);
             if (moved && epoch && epoch < b->epoch)
-                continue;       //  a nameserver behind the others
+                to = NULL;      //  a nameserver behind the others
+            else
             if (moved && epoch && epoch == b->epoch && !b->silent_since)
-                continue;       //  ours answers (one NOT_MASTER named?)
-            if (moved && (!b->move_to || strneq (b->move_to, master))) {
-                free (b->move_to);
-                b->move_to = strdup (master);
+                to = NULL;      //  ours answers (one NOT_MASTER named?)
+            else
+            if (moved)
+                to = master;
+            if (!to && b->hint && strneq (b->hint, b->endpoint)) {
+                //  A NOT_MASTER named it: follow when it is a member of
+                //  this group (the route may not show it as master yet).
+                bool member = streq (b->hint, master);
+                for (size_t j = 0; !member && j < zr_route_slaves (route, i);
+                     j++)
+                    member = streq (b->hint, zr_route_slave (route, i, j));
+                if (member)
+                    to = b->hint;
             }
+            if (to && (!b->move_to || strneq (b->move_to, to))) {
+                free (b->move_to);
+                b->move_to = strdup (to);
+            }
+            zstr_free (&b->hint);
             if (epoch > b->epoch)
                 b->epoch = epoch;
         }
