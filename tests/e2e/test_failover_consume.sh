@@ -15,6 +15,8 @@
 #  - the same consumer process (never restarted) consumes every
 #    acknowledged body at least once, also those sent after the kill;
 #  - its log says it moved to the new master;
+#  - a reader without a group (`zrocket consume --nameserver`) goes on
+#    too, from its own positions;
 #  - prints the time from the kill to the first body consumed that was
 #    sent after the kill (so only the new master had it), and the
 #    duplicates (bodies consumed more than once).
@@ -153,6 +155,12 @@ stdbuf -oL "$ZR_BIN" consume --topic "$TOPIC" --group "$GROUP" --nameserver "$NS
         > "$T/consumed") &
 CONS_PID=$!
 PIDS+=("$CONS_PID")
+#  And a reader without a group (every queue, its own positions), also
+#  through the nameserver: it must go on too.
+stdbuf -oL "$ZR_BIN" consume --topic "$TOPIC" --nameserver "$NS" \
+    --from first --timeout 120 2> "$T/plain.err" > "$T/plain" &
+PLAIN_PID=$!
+PIDS+=("$PLAIN_PID")
 
 #  The producer: bodies 1, 2, 3... one in flight (sync replication:
 #  SEND_OK means on both brokers).
@@ -266,6 +274,21 @@ ACKED=$(wc -l < "$T/acked")
             "$(comm -23 "$T/acked" "$T/consumed.distinct" | head -n 5 \
                | tr '\n' ' ')"
 kill -0 "$CONS_PID" 2>/dev/null || fail "the consumer exited"
+#  The reader without a group: every acknowledged body, once each (it
+#  keeps its positions across the move), same process.
+END=$((SECONDS + 30))
+while [ "$SECONDS" -lt "$END" ]; do
+    sort -u "$T/plain" > "$T/plain.distinct"
+    PMISSING=$(comm -23 "$T/acked" "$T/plain.distinct" | wc -l)
+    [ "$PMISSING" -eq 0 ] && break
+    wait_consumed "no-such-body" 1 || true     #  a bounded 1 s wait
+done
+[ "$PMISSING" -eq 0 ] \
+    || fail "the reader without a group missed $PMISSING acknowledged bodies"
+kill -0 "$PLAIN_PID" 2>/dev/null || fail "the reader without a group exited"
+grep -q "master moved from $MASTER to $SLAVE" "$T/plain.err" \
+    || fail "the reader without a group did not say it moved to $SLAVE"
+PDUPS=$(( $(wc -l < "$T/plain") - $(wc -l < "$T/plain.distinct") ))
 grep -q "master moved from $MASTER to $SLAVE" "$T/consume.err" \
     || fail "the consumer's log does not show the move to $SLAVE"
 #  Kill to the first body consumed that was sent after the kill.
@@ -293,4 +316,5 @@ AGAIN=$(grep -o '[0-9]* handled before and not committed there' \
 echo "test_failover_consume: OK: $ACKED acknowledged, all consumed by" \
      "the same consumer (not restarted); kill to first message consumed" \
      "from the new master ${FOLLOW} ms; $DUPS duplicates" \
-     "(the consumer announced $AGAIN)"
+     "(the consumer announced $AGAIN); the reader without a group read" \
+     "every one, $PDUPS twice"
