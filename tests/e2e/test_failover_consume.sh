@@ -145,10 +145,11 @@ wait_log "$T/master.err" "set for the nameservers: [1]" 30 \
 timeout 30 "$ZR_BIN" topic create "$TOPIC" --queues 4 --broker "$MASTER" \
     > /dev/null 2> "$T/create.err" || fail "topic create"
 
-#  The consumer: one member of group cg, through the nameserver. perl
+#  The consumer: one member of the group, through the nameserver (it
+#  flushes every body it prints). perl
 #  stamps each body as it comes out (wall clock s, the body).
 : > "$T/consumed"
-stdbuf -oL "$ZR_BIN" consume --topic "$TOPIC" --group "$GROUP" --nameserver "$NS" \
+"$ZR_BIN" consume --topic "$TOPIC" --group "$GROUP" --nameserver "$NS" \
     --from first --timeout 120 2> "$T/consume.err" \
     > >(perl -MTime::HiRes=time -ne \
         'BEGIN { $| = 1 } printf "%.6f\t%s", time, $_' \
@@ -157,7 +158,7 @@ CONS_PID=$!
 PIDS+=("$CONS_PID")
 #  And a reader without a group (every queue, its own positions), also
 #  through the nameserver: it must go on too.
-stdbuf -oL "$ZR_BIN" consume --topic "$TOPIC" --nameserver "$NS" \
+"$ZR_BIN" consume --topic "$TOPIC" --nameserver "$NS" \
     --from first --timeout 120 2> "$T/plain.err" > "$T/plain" &
 PLAIN_PID=$!
 PIDS+=("$PLAIN_PID")
@@ -308,8 +309,12 @@ BOUND=$((SENT_BEFORE - COMMITTED_BEFORE + 2))
 [ "$DUPS" -le "$BOUND" ] \
     || fail "$DUPS duplicates: more than $BOUND (bodies sent before the" \
             "kill and not committed)"
-kill -TERM "$CONS_PID" 2>/dev/null || true
+kill -TERM "$CONS_PID" "$PLAIN_PID" 2>/dev/null || true
 wait "$CONS_PID" 2>/dev/null || true
+wait "$PLAIN_PID" 2>/dev/null || true
+#  (A sanitizer build reports at exit.)
+! grep -q "Sanitizer\|runtime error" "$T/consume.err" "$T/plain.err" \
+    || fail "sanitizer report from a consumer"
 #  What the consumer said it would deliver again, summed over queues.
 AGAIN=$(grep -o '[0-9]* handled before and not committed there' \
         "$T/consume.err" | awk '{ n += $1 } END { print n + 0 }')
