@@ -30,6 +30,17 @@
     handed to a handler only while now < lease sent + 9/10 lease_ms, and a
     handler thread skips a job whose lease deadline has passed.
 
+    Failover (brokers found through nameservers): the routes are asked
+    again every ZR_PUSH_ROUTE_MS, and every ZR_PUSH_ROUTE_GAP while a
+    broker is suspect (a request timed out, or NOT_MASTER). A broker
+    group whose route names another master (higher epoch, or ours
+    silent), or a master a NOT_MASTER named that the route lists in the
+    group, is moved there (s_broker_move): requests in flight forgotten,
+    leases dropped, queues taken again with LOCK from the group's
+    committed offsets on the new master. Handled but uncommitted
+    messages come again (counted, logged per queue). A broker group that
+    appears in a route is joined. No reads from slaves yet.
+
     Broadcast mode: no leases and no retry topic: every queue of every
     subscribed topic is pulled; offsets live in OFFSET_DIR/GROUP.offsets
     (written through a temp file and rename every second and on stop). A
