@@ -12,7 +12,11 @@
     broker group serving it: the command reads every queue of every one
     (one DEALER and one consumer per broker; a group's commits go to its
     own broker), and looks the route up again every second so that a
-    broker that joins (or comes back) is read too.
+    broker that joins (or comes back) is read too. When the route names
+    a new master for a broker group (a failover), reading goes on there
+    from the same positions (a slave holds the same queues at the same
+    offsets); a PULL that gets no answer asks the route again at once
+    instead of ending the command.
 */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE             //  strptime, timegm
@@ -52,6 +56,8 @@ typedef struct {
 //  One broker we read from.
 typedef struct {
     char *endpoint;
+    char *group;                //  broker group (through a nameserver)
+    bool warned;                //  said that the broker does not answer
     zr_client_t *client;        //  PULLs, TOPIC_INFO
     zr_consumer_t *consumer;    //  group offsets
     int nqueues;
@@ -80,6 +86,7 @@ s_source_destroy (s_source_t **self_p)
     zr_client_destroy (&self->client);
     free (self->queues);
     free (self->endpoint);
+    free (self->group);
     free (self);
     *self_p = NULL;
 }
@@ -292,9 +299,41 @@ s_has_source (s_consume_t *self, const char *endpoint)
     return false;
 }
 
+//  Moves a source to its broker group's new master: new sockets, and
+//  every queue's PULL in flight sent again there from the same position.
+static void
+s_source_move (s_consume_t *self, s_source_t *src, const char *endpoint)
+{
+    zr_client_t *client = zr_client_new (endpoint);
+    zr_consumer_t *consumer = zr_consumer_new (endpoint);
+    if (!client || !consumer) {
+        zr_client_destroy (&client);
+        zr_consumer_destroy (&consumer);
+        return;
+    }
+    fprintf (stderr, "zrocket consume: broker group %s: master moved from "
+             "%s to %s; reading there\n", src->group, src->endpoint,
+             endpoint);
+    zr_consumer_set_timeout (consumer, self->timeout_ms);
+    zpoller_remove (self->poller, zr_client_sock (src->client));
+    zr_client_destroy (&src->client);
+    zr_consumer_destroy (&src->consumer);
+    src->client = client;
+    src->consumer = consumer;
+    zpoller_add (self->poller, zr_client_sock (src->client));
+    free (src->endpoint);
+    src->endpoint = strdup (endpoint);
+    src->warned = false;
+    for (int q = 0; q < src->nqueues; q++)
+        if (src->queues [q].rid)
+            s_pull (self, src->client, q, &src->queues [q], S_PULL_MAX,
+                    S_PULL_WAIT);
+}
+
 //  Opens a source for every master of the route that we do not read
-//  yet. Returns the number of groups with a master, or -1 when the route
-//  lookup failed (*err set, caller frees).
+//  yet, and moves a source whose broker group has a new master. Returns
+//  the number of groups with a master, or -1 when the route lookup
+//  failed (*err set, caller frees).
 static int
 s_route_sources (s_consume_t *self, const char *nameservers, bool quiet,
                  char **err)
@@ -309,12 +348,25 @@ s_route_sources (s_consume_t *self, const char *nameservers, bool quiet,
         if (!master || !*master)
             continue;
         masters++;
+        const char *name = zr_route_group (route, i);
+        s_source_t *src;
+        for (src = (s_source_t *) zlistx_first (self->sources); src;
+             src = (s_source_t *) zlistx_next (self->sources))
+            if (src->group && streq (src->group, name))
+                break;
+        if (src) {
+            if (strneq (src->endpoint, master))
+                s_source_move (self, src, master);
+            continue;
+        }
         if (s_has_source (self, master))
             continue;
         int orc;
-        s_source_t *src = s_source_open (self, master, &orc);
-        if (src)
+        src = s_source_open (self, master, &orc);
+        if (src) {
+            src->group = strdup (name);
             s_source_add (self, src);
+        }
         else
         if (orc == 2) {
             self->bad_filter = true;
@@ -682,7 +734,9 @@ zr_cli_consume (int argc, char **argv)
         if (!reply) {
             if (zsys_interrupted)
                 break;
-            //  A PULL overdue by more than the request timeout: no broker
+            //  A PULL overdue by more than the request timeout: no broker.
+            //  Through a nameserver, ask the route again (a failover may
+            //  have moved the group) and send the PULL again.
             now = zclock_mono ();
             for (s_source_t *s = (s_source_t *) zlistx_first (self.sources);
                  s; s = (s_source_t *) zlistx_next (self.sources))
@@ -690,9 +744,22 @@ zr_cli_consume (int argc, char **argv)
                     if (s->queues [q].rid
                     &&  now - s->queues [q].sent_at
                         > S_PULL_WAIT + timeout_ms) {
-                        fprintf (stderr, "zrocket: no broker answering at %s "
-                                 "within %d ms\n", s->endpoint, timeout_ms);
-                        rc = 1;
+                        if (!ns || !s->group) {
+                            fprintf (stderr, "zrocket: no broker answering "
+                                     "at %s within %d ms\n", s->endpoint,
+                                     timeout_ms);
+                            rc = 1;
+                            break;
+                        }
+                        if (!s->warned)
+                            fprintf (stderr, "zrocket consume: no answer "
+                                     "from %s within %d ms; asking the "
+                                     "nameservers\n", s->endpoint,
+                                     timeout_ms);
+                        s->warned = true;
+                        next_refresh = now;
+                        s_pull (&self, s->client, q, &s->queues [q],
+                                S_PULL_MAX, S_PULL_WAIT);
                     }
             continue;
         }

@@ -30,6 +30,17 @@
     handed to a handler only while now < lease sent + 9/10 lease_ms, and a
     handler thread skips a job whose lease deadline has passed.
 
+    Failover (brokers found through nameservers): the routes are asked
+    again every ZR_PUSH_ROUTE_MS, and every ZR_PUSH_ROUTE_GAP while a
+    broker is suspect (a request timed out, or NOT_MASTER). A broker
+    group whose route names another master (higher epoch, or ours
+    silent), or a master a NOT_MASTER named that the route lists in the
+    group, is moved there (s_broker_move): requests in flight forgotten,
+    leases dropped, queues taken again with LOCK from the group's
+    committed offsets on the new master. Handled but uncommitted
+    messages come again (counted, logged per queue). A broker group that
+    appears in a route is joined. No reads from slaves yet.
+
     Broadcast mode: no leases and no retry topic: every queue of every
     subscribed topic is pulled; offsets live in OFFSET_DIR/GROUP.offsets
     (written through a temp file and rename every second and on stop). A
@@ -61,6 +72,9 @@
 #define ZR_PUSH_HEARTBEAT_DEFAULT 1000
 #define ZR_PUSH_PULL_BATCH 32
 #define ZR_PUSH_SENDBACK_TRIES 5
+#define ZR_PUSH_ROUTE_MS 2000           //  periodic route refresh
+#define ZR_PUSH_ROUTE_GAP 250           //  between forced refreshes
+#define ZR_PUSH_ROUTE_TIMEOUT 500       //  one route lookup, all nameservers
 
 //  --------------------------------------------------------------------
 //  Settings, shared by the front end and (copied into) the actor
@@ -135,6 +149,7 @@ typedef struct {
     size_t buffered;            //  BUFFERED
     int64_t committed;          //  last offset the broker (or file) has
     bool commit_pending;
+    int64_t handled_max;        //  highest offset a handler finished, -1
 } pqueue_t;
 
 typedef struct {
@@ -145,8 +160,13 @@ typedef struct {
 } btopic_t;
 
 struct _broker_t {
-    char *name;
-    char *endpoint;
+    char *name;                 //  broker group
+    char *endpoint;             //  its master, as we last learned it
+    int64_t epoch;              //  the route's epoch for it, 0: unknown
+    char *move_to;              //  new master to move to at the next tick
+    char *hint;                 //  master a NOT_MASTER named, unconfirmed
+    int64_t silent_since;       //  mono ms of the first timeout since the
+                                //  last reply; 0: answering
     zr_client_t *client;
     zhashx_t *pending;          //  rid text -> pending_t *
     zlistx_t *topics;           //  btopic_t *
@@ -216,6 +236,11 @@ typedef struct {
     zhashx_t *file_offsets;     //  broadcast: key -> int64_t *
     bool file_dirty;
     char *file_path;
+    bool routed;                //  brokers found through nameservers
+    int64_t route_at;           //  next periodic route refresh
+    int64_t route_tried;        //  last refresh
+    uint64_t moves;             //  broker groups moved to a new master
+    uint64_t redelivered;       //  messages handled again after a move
 } self_t;
 
 //  --------------------------------------------------------------------
@@ -424,6 +449,8 @@ s_broker_destroy (broker_t **b_p)
     zlist_destroy (&b->members);
     free (b->name);
     free (b->endpoint);
+    free (b->move_to);
+    free (b->hint);
     free (b);
     *b_p = NULL;
 }
@@ -844,6 +871,7 @@ s_set_topic_queues (self_t *self, broker_t *b, btopic_t *t, int queues)
         q->next_pull = -1;
         q->first_start = -1;
         q->committed = -1;
+        q->handled_max = -1;
         q->entries = zlistx_new ();
         zlistx_add_end (b->queues, q);
     }
@@ -929,6 +957,11 @@ s_on_lock (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
         if (q->token != p->value
             || (q->state != Q_HELD && q->state != Q_DRAIN))
             return;             //  answer to an old lease
+        if (st == ZR_OK && s_int (r, "token", p->value) != p->value)
+            //  A new lease: ours had gone (or another broker answers at
+            //  this endpoint); what we buffered is void.
+            s_lease_lost (self, q, "LOCK renewal gave another token");
+        else
         if (st == ZR_OK) {
             q->lease_sent = p->sent;
             q->lease_ms = s_int (r, "lease_ms", q->lease_ms);
@@ -956,6 +989,12 @@ s_on_lock (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
         q->epoch++;
         s_start_position (self, q, s_int (r, "offset", -1));
         q->pull_retry_at = 0;
+        if (q->next_pull >= 0 && q->handled_max >= q->next_pull)
+            zsys_info ("pushconsumer: %s: %s resumes at the group's "
+                       "offset %" PRId64 " on %s: %" PRId64 " handled "
+                       "before and not committed there come again",
+                       self->s.client_id, q->key, q->next_pull,
+                       b->endpoint, q->handled_max - q->next_pull + 1);
         zsys_debug ("pushconsumer: %s took %s (token %" PRId64 ")",
                     self->s.client_id, q->key, token);
     }
@@ -1009,6 +1048,8 @@ s_on_pull (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
                 }
                 q->skip_before = 0;
             }
+            if (offset <= q->handled_max)
+                self->redelivered++;    //  handled before: at-least-once
             entry_t *e = (entry_t *) zmalloc (sizeof (entry_t));
             assert (e);
             e->offset = offset;
@@ -1044,11 +1085,41 @@ s_on_pull (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
     }
 }
 
+//  NOT_MASTER: the broker is not (or no longer) its group's master. The
+//  group is suspect: the nameservers are asked at once. A master that
+//  the reply names is kept as a hint, followed when the route lists it
+//  as a member of the group (s_route_refresh): the endpoint we talk to
+//  may since belong to another broker, whose master is not ours.
+static void
+s_not_master (self_t *self, broker_t *b, zr_reply_t *r)
+{
+    char master [256];
+    if (self->routed
+    &&  zr_field_strbuf (zr_reply_header (r), "master", master,
+                         sizeof master) == ZR_FIELD_OK
+    &&  *master && strneq (master, b->endpoint)
+    &&  (!b->hint || strneq (b->hint, master))) {
+        free (b->hint);
+        b->hint = strdup (master);
+    }
+    if (!b->silent_since)
+        b->silent_since = zclock_mono ();
+}
+
 static void
 s_on_reply (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
 {
     zr_status_t st = r ? zr_reply_status (r) : ZR_TIMEOUT;
     pqueue_t *q = p->q;
+    //  A timeout makes the broker suspect: the route is asked again
+    //  (s_route_check) until it answers or the group moves.
+    if (r && st != ZR_NOT_MASTER)
+        b->silent_since = 0;
+    else
+    if (!r && !b->silent_since)
+        b->silent_since = zclock_mono ();
+    if (st == ZR_NOT_MASTER)
+        s_not_master (self, b, r);
     switch (p->kind) {
         case P_HEARTBEAT:
             s_on_heartbeat (self, b, r);
@@ -1092,6 +1163,11 @@ s_on_reply (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
             else
             if (st == ZR_LEASE_INVALID && p->epoch == q->epoch)
                 s_lease_lost (self, q, "COMMIT_OFFSET: LEASE_INVALID");
+            else
+            if (st != ZR_OK)
+                zsys_warning ("pushconsumer: COMMIT_OFFSET %s: %s %s",
+                              q->key, zr_status_str (st),
+                              r ? zr_reply_reason (r) : "");
             break;
         case P_SENDBACK: {
             entry_t *e = p->e;
@@ -1175,6 +1251,8 @@ s_expire (self_t *self, broker_t *b, int64_t now)
     for (char *key = (char *) zlist_first (late); key;
          key = (char *) zlist_next (late)) {
         pending_t *p = (pending_t *) zhashx_lookup (b->pending, key);
+        if (!p)
+            continue;
         zhashx_delete (b->pending, key);
         s_on_reply (self, b, p, NULL);
         free (p);
@@ -1198,6 +1276,8 @@ s_on_job (self_t *self, job_t *job)
     }
     else {
         int result = job->result;
+        if (e->offset > q->handled_max)
+            q->handled_max = e->offset;
         if (result != ZR_CONSUME_SUCCESS && result != ZR_CONSUME_RETRY) {
             zsys_warning ("pushconsumer: handler returned %d for %s offset "
                           "%" PRId64 ": treated as RETRY",
@@ -1346,10 +1426,188 @@ s_tick_queue (self_t *self, pqueue_t *q, int64_t now, bool commit)
     }
 }
 
+//  --------------------------------------------------------------------
+//  Following a broker group's master (docs/protocol.md section 11)
+
+static broker_t *
+s_broker_find (self_t *self, const char *name)
+{
+    for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
+         b = (broker_t *) zlistx_next (self->brokers))
+        if (streq (b->name, name))
+            return b;
+    return NULL;
+}
+
+//  Moves broker group b to its new master b->move_to: a new DEALER, every
+//  request in flight forgotten, leases and buffered messages dropped (the
+//  old master's leases mean nothing to the new one). Queues are taken
+//  again there with LOCK, whose reply gives the group's committed offset
+//  on the new master (replicated): nothing is skipped, and what was
+//  handled but not committed yet is handled again (counted in
+//  redelivered). Broadcast queues keep their positions (ours).
+static void
+s_broker_move (self_t *self, broker_t *b)
+{
+    char *to = b->move_to;
+    b->move_to = NULL;
+    zr_client_t *client = zr_client_new (to);
+    if (!client) {
+        zsys_warning ("pushconsumer: %s: broker group %s: master endpoint "
+                      "'%s' is not valid", self->s.client_id, b->name, to);
+        free (to);
+        return;
+    }
+    zr_client_set_sndtimeo (client, 0);
+    zsys_info ("pushconsumer: %s: broker group %s: master moved from %s to "
+               "%s (epoch %" PRId64 "); taking its queues there",
+               self->s.client_id, b->name, b->endpoint, to, b->epoch);
+    zr_client_destroy (&b->client);
+    b->client = client;
+    free (b->endpoint);
+    b->endpoint = to;
+    b->silent_since = 0;
+    zstr_free (&b->hint);
+    self->moves++;
+    for (pending_t *p = (pending_t *) zhashx_first (b->pending); p;
+         p = (pending_t *) zhashx_next (b->pending)) {
+        if (p->kind == P_SENDBACK && p->e && p->e->state == E_SENDBACK)
+            s_entry_set (self, p->q, p->e, E_SENDBACK_RETRY);
+        free (p);
+    }
+    zhashx_purge (b->pending);
+    b->heartbeat_pending = false;
+    b->heartbeat_at = 0;
+    b->warned = false;
+    if (b->leave_pending) {
+        b->leave_pending = false;
+        b->left = true;
+    }
+    for (btopic_t *t = (btopic_t *) zlistx_first (b->topics); t;
+         t = (btopic_t *) zlistx_next (b->topics)) {
+        t->info_pending = false;
+        t->info_at = 0;
+    }
+    for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues); q;
+         q = (pqueue_t *) zlistx_next (b->queues)) {
+        q->lock_pending = false;
+        q->pull_pending = false;
+        q->bounds_pending = false;
+        q->commit_pending = false;
+        q->pull_retry_at = 0;
+        q->lock_retry_at = 0;
+        if (self->s.broadcast) {
+            s_drop_buffered (self, q);
+            continue;
+        }
+        if (q->state == Q_HELD || q->state == Q_DRAIN)
+            s_lease_lost (self, q, "the broker group's master moved");
+        else
+        if (q->state == Q_UNLOCKING) {
+            q->state = q->wanted && !self->stopping ? Q_WANT : Q_IDLE;
+            q->token = 0;
+        }
+        q->epoch++;
+    }
+}
+
+//  Asks the nameservers for every subscribed topic's route: a group
+//  whose master changed moves (at a higher epoch, or when ours stopped
+//  answering: a nameserver behind the others must not move us back); a
+//  broker group that appeared is joined.
+static void
+s_route_refresh (self_t *self)
+{
+    for (char *t = (char *) zlist_first (self->s.topics); t;
+         t = (char *) zlist_next (self->s.topics)) {
+        char *err = NULL;
+        zr_route_t *route = zr_route_lookup (self->s.fabric, t,
+                                             ZR_PUSH_ROUTE_TIMEOUT, &err);
+        if (!route) {
+            zsys_debug ("pushconsumer: route of %s: %s", t,
+                        err ? err : "no answer");
+            zstr_free (&err);
+            continue;
+        }
+        for (size_t i = 0; i < zr_route_groups (route); i++) {
+            const char *name = zr_route_group (route, i);
+            const char *master = zr_route_master (route, i);
+            int64_t epoch = zr_route_epoch (route, i);
+            if (!master)
+                continue;
+            broker_t *b = s_broker_find (self, name);
+            if (!b) {
+                if (self->stopping)
+                    continue;
+                zsys_info ("pushconsumer: %s: broker group %s (master %s) "
+                           "serves %s: joining", self->s.client_id, name,
+                           master, t);
+                b = s_broker_new (self, name, master);
+                if (b)
+                    b->epoch = epoch;
+                continue;
+            }
+            const char *to = NULL;
+            bool moved = strneq (master, b->endpoint);
+            if (moved && epoch && epoch < b->epoch)
+                to = NULL;      //  a nameserver behind the others
+            else
+            if (moved && epoch && epoch == b->epoch && !b->silent_since)
+                to = NULL;      //  ours answers (one NOT_MASTER named?)
+            else
+            if (moved)
+                to = master;
+            if (!to && b->hint && strneq (b->hint, b->endpoint)) {
+                //  A NOT_MASTER named it: follow when it is a member of
+                //  this group (the route may not show it as master yet).
+                bool member = streq (b->hint, master);
+                for (size_t j = 0; !member && j < zr_route_slaves (route, i);
+                     j++)
+                    member = streq (b->hint, zr_route_slave (route, i, j));
+                if (member)
+                    to = b->hint;
+            }
+            if (to && (!b->move_to || strneq (b->move_to, to))) {
+                free (b->move_to);
+                b->move_to = strdup (to);
+            }
+            zstr_free (&b->hint);
+            if (epoch > b->epoch)
+                b->epoch = epoch;
+        }
+        zr_route_destroy (&route);
+    }
+}
+
+//  Refreshes the routes every ZR_PUSH_ROUTE_MS, and every
+//  ZR_PUSH_ROUTE_GAP while a broker is suspect (timed out, NOT_MASTER).
+static void
+s_route_check (self_t *self, int64_t now)
+{
+    bool suspect = false;
+    for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
+         b = (broker_t *) zlistx_next (self->brokers))
+        suspect = suspect || (b->silent_since && !b->move_to);
+    if (now >= self->route_at
+    ||  (suspect && now - self->route_tried >= ZR_PUSH_ROUTE_GAP)) {
+        s_route_refresh (self);
+        self->route_tried = zclock_mono ();
+        self->route_at = self->route_tried + ZR_PUSH_ROUTE_MS;
+    }
+}
+
 static void
 s_tick (self_t *self)
 {
     int64_t now = zclock_mono ();
+    if (self->routed) {
+        s_route_check (self, now);
+        now = zclock_mono ();
+    }
+    for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
+         b = (broker_t *) zlistx_next (self->brokers))
+        if (b->move_to)
+            s_broker_move (self, b);
     bool commit = now >= self->commit_at;
     if (commit)
         self->commit_at = now + ZR_PUSH_COMMIT_MS;
@@ -1425,17 +1683,18 @@ s_start (self_t *self)
                 const char *master = zr_route_master (route, i);
                 if (!master)
                     continue;
-                bool known = false;
-                for (broker_t *b = (broker_t *) zlistx_first (self->brokers);
-                     b; b = (broker_t *) zlistx_next (self->brokers))
-                    known = known || streq (b->name, name);
-                if (!known)
-                    s_broker_new (self, name, master);
+                if (!s_broker_find (self, name)) {
+                    broker_t *b = s_broker_new (self, name, master);
+                    if (b)
+                        b->epoch = zr_route_epoch (route, i);
+                }
             }
             zr_route_destroy (&route);
         }
         if (zlistx_size (self->brokers) == 0)
             return strdup ("no broker with a master serves the topics");
+        self->routed = true;
+        self->route_at = zclock_mono () + ZR_PUSH_ROUTE_MS;
     }
     if (self->s.broadcast) {
         self->file_path = zsys_sprintf ("%s/%s.offsets", self->s.offset_dir,
@@ -1531,6 +1790,10 @@ s_stop_step (self_t *self)
          b = (broker_t *) zlistx_next (self->brokers))
         left = left && !b->leave_pending;
     if (left || timeout) {
+        if (self->moves || self->redelivered)
+            zsys_info ("pushconsumer: %s: %" PRIu64 " moves to a new "
+                       "master; %" PRIu64 " messages handled again",
+                       self->s.client_id, self->moves, self->redelivered);
         zstr_send (self->pipe, "OK");
         self->stopping = false;
         self->leaving = false;

@@ -15,6 +15,9 @@ typedef struct {
     char *group;
     char *master;               //  NULL when the group has no live master
     int queues;
+    int64_t epoch;              //  0 when the reply gave none
+    char **slaves;              //  live slaves' endpoints
+    size_t nslaves;
 } route_group_t;
 
 struct _zr_route_t {
@@ -33,6 +36,9 @@ zr_route_destroy (zr_route_t **self_p)
     for (size_t i = 0; i < self->count; i++) {
         free (self->groups [i].group);
         free (self->groups [i].master);
+        for (size_t j = 0; j < self->groups [i].nslaves; j++)
+            free (self->groups [i].slaves [j]);
+        free (self->groups [i].slaves);
     }
     free (self->groups);
     free (self->topic);
@@ -66,6 +72,29 @@ zr_route_queues (zr_route_t *self, size_t index)
 {
     assert (self);
     return index < self->count ? self->groups [index].queues : 0;
+}
+
+int64_t
+zr_route_epoch (zr_route_t *self, size_t index)
+{
+    assert (self);
+    return index < self->count ? self->groups [index].epoch : 0;
+}
+
+size_t
+zr_route_slaves (zr_route_t *self, size_t index)
+{
+    assert (self);
+    return index < self->count ? self->groups [index].nslaves : 0;
+}
+
+const char *
+zr_route_slave (zr_route_t *self, size_t index, size_t slave)
+{
+    assert (self);
+    if (index >= self->count || slave >= self->groups [index].nslaves)
+        return NULL;
+    return self->groups [index].slaves [slave];
 }
 
 //  Builds a route from a GET_ROUTE OK reply. Returns NULL with *why (a
@@ -108,6 +137,30 @@ s_route_parse (const zr_obj_t *h, const char *topic, const char **why)
             rg->master = zr_field_strdup (g, "master");
             if (rg->master && !*rg->master)
                 zstr_free (&rg->master);
+        }
+        //  Optional fields (older nameservers may lack them): a bad one
+        //  is ignored, not fatal.
+        int64_t epoch;
+        if (zr_field_int (g, "epoch", &epoch) == ZR_FIELD_OK && epoch > 0)
+            rg->epoch = epoch;
+        const zr_obj_t *slaves = zr_obj_get (g, "slaves");
+        size_t nslaves = zr_obj_is_array (slaves) ? zr_obj_size (slaves) : 0;
+        if (nslaves > 1024)
+            nslaves = 1024;
+        if (nslaves) {
+            rg->slaves = (char **) zmalloc (nslaves * sizeof (char *));
+            assert (rg->slaves);
+        }
+        for (size_t j = 0; j < nslaves; j++) {
+            const char *ep;
+            size_t eplen;
+            if (zr_obj_str (zr_obj_at (slaves, j), &ep, &eplen)
+                    == ZR_FIELD_OK
+            &&  eplen > 0 && eplen <= 255 && !memchr (ep, 0, eplen)) {
+                rg->slaves [rg->nslaves] = strndup (ep, eplen);
+                assert (rg->slaves [rg->nslaves]);
+                rg->nslaves++;
+            }
         }
         self->count++;
     }

@@ -162,6 +162,11 @@ size_t      zr_route_groups (zr_route_t *self);
 const char *zr_route_group (zr_route_t *self, size_t index);
 const char *zr_route_master (zr_route_t *self, size_t index);
 int         zr_route_queues (zr_route_t *self, size_t index);
+//  Group i's epoch (0 when the nameserver gave none), its live slaves'
+//  count and slave j's endpoint (NULL past the end; borrowed).
+int64_t     zr_route_epoch (zr_route_t *self, size_t index);
+size_t      zr_route_slaves (zr_route_t *self, size_t index);
+const char *zr_route_slave (zr_route_t *self, size_t index, size_t slave);
 
 //  Finds nameservers the way every zrocket command does when given no
 //  address: 127.0.0.1:9876 if a nameserver answers there within 200 ms,

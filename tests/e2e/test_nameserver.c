@@ -635,6 +635,7 @@ test_route_lookup (void **state)
     s_register (f, "g1", 0, 1, "tcp://10.0.0.1:10911", "orders:4");
     s_register (f, "g2", 0, 1, "tcp://10.0.0.2:10911", "orders:2");
     s_register (f, "g3", 1, 1, "tcp://10.0.0.3:10911", "lonely:1");
+    s_register (f, "g1", 1, 1, "tcp://10.0.0.11:10911", "orders:4");
 
     char *err = NULL;
     zr_route_t *route = zr_route_lookup (f->endpoint, "orders", 3000, &err);
@@ -645,6 +646,12 @@ test_route_lookup (void **state)
     assert_string_equal (zr_route_group (route, 0), "g1");
     assert_string_equal (zr_route_master (route, 0), "tcp://10.0.0.1:10911");
     assert_int_equal (zr_route_queues (route, 0), 4);
+    assert_int_equal (zr_route_epoch (route, 0), 1);
+    assert_int_equal (zr_route_slaves (route, 0), 1);
+    assert_string_equal (zr_route_slave (route, 0, 0),
+                         "tcp://10.0.0.11:10911");
+    assert_null (zr_route_slave (route, 0, 1));
+    assert_int_equal (zr_route_slaves (route, 1), 0);
     assert_string_equal (zr_route_group (route, 1), "g2");
     assert_int_equal (zr_route_queues (route, 1), 2);
     assert_null (zr_route_group (route, 2));
