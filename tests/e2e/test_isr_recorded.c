@@ -414,24 +414,48 @@ test_fake_nameserver (void **state)
     zstr_free (&ns);
 }
 
-//  A nameserver with lease LEASE, dead DEAD, on bind (tcp://...:port).
-static zactor_t *
-s_nameserver (const char *dir, const char *bind)
+//  Binds sock to bind, retrying while the port is still being released
+//  (bounded).
+static void
+s_bind_retry (zsock_t *sock, const char *bind)
 {
-    zconfig_t *cfg = zconfig_new ("root", NULL);
-    zconfig_put (cfg, "nameserver/bind", bind);
-    zconfig_put (cfg, "nameserver/beacon", "false");
-    zconfig_put (cfg, "nameserver/data", dir);
-    char text [24];
-    snprintf (text, sizeof text, "%d", LEASE);
-    zconfig_put (cfg, "nameserver/lease-ms", text);
-    snprintf (text, sizeof text, "%d", DEAD);
-    zconfig_put (cfg, "nameserver/master-dead-ms", text);
-    char *err = NULL;
-    zactor_t *ns = zr_nameserver_new (cfg, &err);
-    zconfig_destroy (&cfg);
-    if (!ns)
-        fail_msg ("nameserver: %s", err ? err : "?");
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    zpoller_t *idle = zpoller_new (NULL);
+    while (zsock_bind (sock, "%s", bind) < 0) {
+        if (zclock_mono () > deadline)
+            fail_msg ("cannot bind %s again", bind);
+        zpoller_wait (idle, 10);
+    }
+    zpoller_destroy (&idle);
+}
+
+//  s_nameserver on a port just released (bounded retries).
+static zactor_t *
+s_nameserver_retry (const char *dir, const char *bind)
+{
+    int64_t deadline = zclock_mono () + WAIT_MS;
+    zpoller_t *idle = zpoller_new (NULL);
+    zactor_t *ns = NULL;
+    while (!ns) {
+        zconfig_t *cfg = zconfig_new ("root", NULL);
+        zconfig_put (cfg, "nameserver/bind", bind);
+        zconfig_put (cfg, "nameserver/beacon", "false");
+        zconfig_put (cfg, "nameserver/data", dir);
+        char text [24];
+        snprintf (text, sizeof text, "%d", LEASE);
+        zconfig_put (cfg, "nameserver/lease-ms", text);
+        snprintf (text, sizeof text, "%d", DEAD);
+        zconfig_put (cfg, "nameserver/master-dead-ms", text);
+        char *err = NULL;
+        ns = zr_nameserver_new (cfg, &err);
+        zconfig_destroy (&cfg);
+        if (!ns && zclock_mono () > deadline)
+            fail_msg ("nameserver on %s: %s", bind, err ? err : "?");
+        zstr_free (&err);
+        if (!ns)
+            zpoller_wait (idle, 10);
+    }
+    zpoller_destroy (&idle);
     return ns;
 }
 
@@ -442,7 +466,7 @@ test_real_nameserver (void **state)
     char *dir_n = zrt_tempdir ("isr-real-n");
     char *dir_m = zrt_tempdir ("isr-real-m");
     char *dir_s = zrt_tempdir ("isr-real-s");
-    zactor_t *nsa = s_nameserver (dir_n, "tcp://127.0.0.1:*");
+    zactor_t *nsa = s_nameserver_retry (dir_n, "tcp://127.0.0.1:*");
     char *ns = zr_nameserver_endpoint (nsa);
     assert_non_null (ns);
     char *ep_m = NULL;
@@ -485,7 +509,7 @@ test_real_nameserver (void **state)
     snprintf (bind, sizeof bind, "tcp://127.0.0.1:%s", port);
     zsock_t *mute = zsock_new (ZMQ_ROUTER);
     zsock_set_linger (mute, 0);
-    assert_true (zsock_bind (mute, "%s", bind) >= 0);
+    s_bind_retry (mute, bind);
     zactor_destroy (&slave);
     status = s_send (p, "unrecorded");
     assert_true (status == ZR_NOT_MASTER
@@ -499,7 +523,7 @@ test_real_nameserver (void **state)
     //  A nameserver on the same port records the smaller set (after its
     //  quiet time): acknowledgements resume.
     zsock_destroy (&mute);
-    nsa = s_nameserver (dir_n, bind);
+    nsa = s_nameserver_retry (dir_n, bind);
     t0 = zclock_mono ();
     s_wait_stats (master, "\"isr_held\":[]", 3 * DEAD + WAIT_MS);
     int64_t took = zclock_mono () - t0;
