@@ -634,7 +634,9 @@ struct _zr_failover_t {
     int64_t defeated;           //  epoch lost, not yet taken
     bool campaigning;
     uint64_t states_told;       //  STATE commands sent
-    uint64_t recorded_states;   //  ... that the last RECORDED counts
+    uint64_t isr_state;         //  the one that told the current set
+    char *isr_told;             //  that set
+    uint64_t recorded_states;   //  STATEs the last RECORDED counts
     char *recorded;             //  its ids
 };
 
@@ -668,6 +670,7 @@ zr_failover_destroy (zr_failover_t **self_p)
         return;
     zactor_destroy (&(*self_p)->actor);
     free ((*self_p)->recorded);
+    free ((*self_p)->isr_told);
     free (*self_p);
     *self_p = NULL;
 }
@@ -682,6 +685,14 @@ zr_failover_state (zr_failover_t *self, bool master, int64_t epoch,
     zstr_sendx (self->actor, "STATE", master ? "master" : "slave", e, s,
                 isr ? isr : "", NULL);
     self->states_told++;
+    //  A RECORDED set is current once it counts the STATE that told
+    //  this set (later STATEs with the same set only move seq).
+    if (!self->isr_told || strneq (self->isr_told, isr ? isr : "")
+    ||  master != self->master || epoch != self->epoch) {
+        free (self->isr_told);
+        self->isr_told = strdup (isr ? isr : "");
+        self->isr_state = self->states_told;
+    }
     //  A new term (role or epoch): no lease carries over. The same term
     //  with a new seq or set keeps the lease it holds.
     if (master != self->master || epoch != self->epoch) {
@@ -814,7 +825,7 @@ zr_failover_recorded (zr_failover_t *self)
 {
     s_drain (self);
     if (!self->master || !self->recorded
-    ||  self->recorded_states != self->states_told)
+    ||  self->recorded_states < self->isr_state)
         return NULL;
     return self->recorded;
 }

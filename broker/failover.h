@@ -127,8 +127,9 @@ size_t
                               size_t ns_count, int64_t *out, size_t max);
 
 //  Master: the slaves the nameservers may have recorded (RECORDED above,
-//  comma-separated, "" for none), borrowed; NULL when not known for the
-//  latest STATE told yet (or not master). Drains events.
+//  comma-separated, "" for none), borrowed; NULL until the actor has
+//  counted the in-sync set of the latest STATE told (or not master).
+//  Drains events.
 const char *
     zr_failover_recorded (zr_failover_t *self);
 

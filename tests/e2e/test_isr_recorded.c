@@ -14,7 +14,9 @@
       slave stops, sends resume once the nameserver recorded the smaller
       set; with the nameserver stopped, a stopped slave's writes are not
       acknowledged (NOT_MASTER or FLUSH_SLAVE_TIMEOUT) and the slave stays
-      held until a restarted nameserver records the smaller set.
+      held until a restarted nameserver records the smaller set;
+    - test_under_load: with writes going on all the time (async mode),
+      the smaller set still takes effect.
 
     Timing bounds are at least 3x the settings.
     ctest: RUN_SERIAL
@@ -237,19 +239,26 @@ s_ha_endpoint (zactor_t *broker, char *ha, size_t size)
 }
 
 static zactor_t *
-s_master (const char *dir, const char *ns, char **ep, char *ha,
-          size_t size)
+s_master_mode (const char *dir, const char *ns, char **ep, char *ha,
+               size_t size, const char *mode)
 {
     char extra [1024];
-    snprintf (extra, sizeof extra, "role=master;group=g1;replication=sync;"
+    snprintf (extra, sizeof extra, "role=master;group=g1;replication=%s;"
               "auto-create=true;min-insync=1;failover=true;broker-id=0;"
               "nameserver=%s;ha-heartbeat-ms=%d;master-dead-ms=%d;"
-              "isr-max-lag-ms=%d;slave-ack-timeout-ms=%d", ns, HB, DEAD,
-              LAG, ACK);
+              "isr-max-lag-ms=%d;slave-ack-timeout-ms=%d", mode, ns, HB,
+              DEAD, LAG, ACK);
     zactor_t *master = zrt_broker_start (dir, "tcp://127.0.0.1:*", extra,
                                          ep);
     s_ha_endpoint (master, ha, size);
     return master;
+}
+
+static zactor_t *
+s_master (const char *dir, const char *ns, char **ep, char *ha,
+          size_t size)
+{
+    return s_master_mode (dir, ns, ep, ha, size, "sync");
 }
 
 static zactor_t *
@@ -546,6 +555,54 @@ test_real_nameserver (void **state)
     zstr_free (&ep_m);
 }
 
+//  Under steady writes (async mode: the sequence told to the failover
+//  actor moves with every send), the smaller set still takes effect.
+static void
+test_under_load (void **state)
+{
+    (void) state;
+    char *dir_n = zrt_tempdir ("isr-load-n");
+    char *dir_m = zrt_tempdir ("isr-load-m");
+    char *dir_s = zrt_tempdir ("isr-load-s");
+    zactor_t *nsa = s_nameserver_retry (dir_n, "tcp://127.0.0.1:*");
+    char *ns = zr_nameserver_endpoint (nsa);
+    assert_non_null (ns);
+    char *ep_m = NULL;
+    char ha [256];
+    zactor_t *master = s_master_mode (dir_m, ns, &ep_m, ha, sizeof ha,
+                                      "async");
+    zr_producer_t *p = zr_producer_new (ep_m);
+    zr_producer_set_timeout (p, 5000);
+    zr_producer_set_retries (p, 0);
+    s_send_until_ok (p, 3 * DEAD + WAIT_MS);
+    zactor_t *slave = s_slave (dir_s, ns, ha);
+    s_wait_stats (master, "\"isr_recorded\":[1]", WAIT_MS);
+    zactor_destroy (&slave);
+    s_wait_stats (master, "\"isr_held\":[1]", 3 * LAG + WAIT_MS);
+    int64_t t0 = zclock_mono ();
+    int sent = 0;
+    while (!s_stats_has (master, "\"isr_held\":[]")) {
+        for (int i = 0; i < 20; i++, sent++)
+            assert_int_equal (s_send (p, "load"), ZR_SEND_OK);
+        if (zclock_mono () - t0 > WAIT_MS)
+            fail_msg ("slave still held after %d ms of writes", WAIT_MS);
+    }
+    assert_true (s_stats_has (master, "\"isr_recorded\":[]"));
+    printf ("under load (%d sends): the smaller set took effect after %"
+            PRId64 " ms\n", sent, zclock_mono () - t0);
+    zr_producer_destroy (&p);
+    zactor_destroy (&master);
+    zactor_destroy (&nsa);
+    zstr_free (&ns);
+    zrt_rmrf (dir_m);
+    zrt_rmrf (dir_s);
+    zrt_rmrf (dir_n);
+    zstr_free (&dir_m);
+    zstr_free (&dir_s);
+    zstr_free (&dir_n);
+    zstr_free (&ep_m);
+}
+
 int
 main (void)
 {
@@ -553,6 +610,7 @@ main (void)
         cmocka_unit_test (test_failover_actor),
         cmocka_unit_test (test_fake_nameserver),
         cmocka_unit_test (test_real_nameserver),
+        cmocka_unit_test (test_under_load),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
