@@ -330,7 +330,7 @@ s_cmd_ha_heartbeat (nameserver_t *self, route_t *route, const zr_obj_t *h)
                                              sizeof reason);
     if (result == ZR_HA_GRANTED) {
         //  isr: the set now recorded, echoed so the master knows which
-        //  set a candidate must belong to (section 16, "In-sync set").
+        //  set a candidate must belong to (section 16, "Acknowledgements").
         int64_t recorded [ZR_HA_ISR_MAX + 1];
         size_t count = zr_ha_isr (self->ha, group, recorded,
                                   ZR_HA_ISR_MAX + 1);

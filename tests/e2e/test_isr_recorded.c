@@ -1,6 +1,6 @@
 /*  tests/e2e/test_isr_recorded.c - a sync master acknowledges without a
     slave that left its in-sync set only once a majority of nameservers
-    recorded the smaller set (docs/protocol.md section 16, "In-sync set";
+    recorded the smaller set (docs/protocol.md section 16, "Acknowledgements";
     docs/ha.md).
 
     - test_failover_actor: the failover actor's RECORDED set over a fake

@@ -1,5 +1,5 @@
 /*  tests/unit/test_isr.c - which slaves the nameservers may have recorded
-    (protocol.md section 16, "In-sync set"), without sockets:
+    (protocol.md section 16, "Acknowledgements"), without sockets:
 
     - zr_failover_recorded_set: the union of every in-sync set told since
       the newest version a majority of nameservers confirmed (all of them
