@@ -184,6 +184,7 @@ typedef struct {
     int64_t broker_id;          //  setting broker-id (resolved at start)
     char *repl_bind;            //  setting bind, for a new repl on promotion
     char *fo_isr;               //  last in-sync ids told to failover
+    uint64_t fo_isr_ver;        //  their zr_repl_isr_version
     uint64_t fo_hwm;            //  last HWM told
     int64_t fo_since;           //  slave: when following began, mono ms
     int64_t fo_next;            //  slave: next campaign allowed, mono ms
@@ -4838,6 +4839,17 @@ s_failover_refuse (broker_t *self, route_t *route)
     return true;
 }
 
+//  The master's in-sync set shrinks for the high-water mark only once a
+//  majority of nameservers recorded the smaller set (protocol section 16).
+static void
+s_failover_recorded (broker_t *self)
+{
+    const char *recorded = self->fo_master && self->repl
+                         ? zr_failover_recorded (self->failover) : NULL;
+    if (recorded)
+        zr_repl_recorded (self->repl, recorded, self->fo_isr_ver);
+}
+
 //  Tells the failover actor our role, epoch, HWM and in-sync set when
 //  they changed (the HWM at most every 50 ms).
 static void
@@ -4849,9 +4861,11 @@ s_failover_tell (broker_t *self, bool force)
                               : zr_store_seq (self->store);
     char *isr = master && self->repl ? zr_repl_isr_ids (self->repl)
                                      : strdup ("");
+    uint64_t isr_ver = master && self->repl
+                     ? zr_repl_isr_version (self->repl) : 0;
     int64_t now = zclock_mono ();
     bool term = master != self->fo_master || epoch != self->fo_epoch;
-    bool moved = hwm != self->fo_hwm
+    bool moved = hwm != self->fo_hwm || isr_ver != self->fo_isr_ver
               || !self->fo_isr || strneq (isr, self->fo_isr);
     if (force || term || (moved && now - self->fo_told >= 50)) {
         if (master && (!self->fo_isr || strneq (isr, self->fo_isr)))
@@ -4868,11 +4882,13 @@ s_failover_tell (broker_t *self, bool force)
         self->fo_told = now;
         free (self->fo_isr);
         self->fo_isr = isr;
+        self->fo_isr_ver = isr_ver;
         isr = NULL;
         if (reregister)
             s_state_changed (self);     //  the registration names the epoch
     }
     free (isr);
+    s_failover_recorded (self);
 }
 
 //  Elected master of epoch: stop following, persist (epoch, master) and

@@ -17,12 +17,15 @@ typedef struct {
     req_kind_t kind;
     int64_t sent;
     int64_t epoch;
+    int64_t version;            //  heartbeat: the in-sync set's version
+    uint64_t isr_hash;          //  and its digest (s_isr_hash)
 } req_t;
 
 typedef struct {
     char *endpoint;
     zsock_t *dealer;
     int64_t lease_until;
+    int64_t confirmed;          //  newest set version it echoed back
     req_t ring [RING];
 } ns_t;
 
@@ -63,6 +66,12 @@ typedef struct {
     size_t resign_answered;
     char resign_refusal [256];
     zr_enc_t *enc;
+    //  In-sync sets told this term, until a majority confirmed them
+    int64_t isr_version;
+    zr_failover_isr_t history [ZR_FAILOVER_HISTORY];
+    size_t history_count;
+    uint64_t states;            //  STATE commands received
+    char *recorded_told;        //  last RECORDED ids sent
 } failover_t;
 
 int64_t
@@ -82,6 +91,61 @@ zr_failover_majority (const int64_t *until, size_t count)
     return sorted [count / 2];
 }
 
+static int
+s_id_cmp (const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  Sorts ids and drops duplicates and skip (our own id). Returns the
+//  count left.
+static size_t
+s_ids_norm (int64_t *ids, size_t count, int64_t skip)
+{
+    qsort (ids, count, sizeof (int64_t), s_id_cmp);
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++)
+        if (ids [i] != skip && (n == 0 || ids [n - 1] != ids [i]))
+            ids [n++] = ids [i];
+    return n;
+}
+
+//  FNV-1a over normalised ids: tells an echoed set from the one sent.
+static uint64_t
+s_isr_hash (const int64_t *ids, size_t count)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < count; i++)
+        for (int b = 0; b < 8; b++) {
+            h ^= (uint64_t) ((ids [i] >> (b * 8)) & 0xff);
+            h *= 1099511628211ULL;
+        }
+    return h ^ count;
+}
+
+size_t
+zr_failover_recorded_set (const zr_failover_isr_t *history, size_t count,
+                          const int64_t *confirmed, size_t ns_count,
+                          int64_t *out, size_t max)
+{
+    int64_t oldest = zr_failover_majority (confirmed, ns_count);
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (history [i].version < oldest)
+            continue;       //  superseded at a majority
+        for (size_t j = 0; j < history [i].count; j++) {
+            bool dup = false;
+            for (size_t k = 0; k < n && !dup; k++)
+                dup = out [k] == history [i].ids [j];
+            if (!dup && n < max)
+                out [n++] = history [i].ids [j];
+        }
+    }
+    qsort (out, n, sizeof (int64_t), s_id_cmp);
+    return n;
+}
+
 static void
 s_send (failover_t *self, ns_t *ns, req_kind_t kind, int64_t epoch)
 {
@@ -91,6 +155,13 @@ s_send (failover_t *self, ns_t *ns, req_kind_t kind, int64_t epoch)
     req->kind = kind;
     req->sent = zclock_mono ();
     req->epoch = epoch;
+    req->version = self->isr_version;
+    if (kind == REQ_HEARTBEAT) {
+        int64_t ids [64];
+        memcpy (ids, self->isr, self->isr_count * sizeof (int64_t));
+        size_t n = s_ids_norm (ids, self->isr_count, self->broker_id);
+        req->isr_hash = s_isr_hash (ids, n);
+    }
     zr_enc_t *e = self->enc;
     zr_enc_reset (e);
     if (kind == REQ_HEARTBEAT) {
@@ -139,12 +210,112 @@ s_send (failover_t *self, ns_t *ns, req_kind_t kind, int64_t epoch)
               ZMQ_DONTWAIT);
 }
 
+static void s_tell_recorded (failover_t *self, bool force);
+
 static void
 s_heartbeat (failover_t *self)
 {
     for (size_t i = 0; i < self->ns_count; i++)
         s_send (self, &self->ns [i], REQ_HEARTBEAT, 0);
     self->next_heartbeat = zclock_mono () + self->heartbeat_ms;
+    s_tell_recorded (self, true);   //  again: a dropped event heals
+}
+
+//  Tells the broker which slaves the nameservers may have recorded
+//  (RECORDED), and forgets sets a majority has superseded.
+static void
+s_tell_recorded (failover_t *self, bool force)
+{
+    if (!self->master)
+        return;
+    int64_t confirmed [ZR_FAILOVER_NAMESERVERS_MAX];
+    for (size_t i = 0; i < self->ns_count; i++)
+        confirmed [i] = self->ns [i].confirmed;
+    int64_t oldest = zr_failover_majority (confirmed, self->ns_count);
+    size_t keep = 0;
+    for (size_t i = 0; i < self->history_count; i++)
+        if (self->history [i].version >= oldest
+        ||  i + 1 == self->history_count)
+            self->history [keep++] = self->history [i];
+    self->history_count = keep;
+    int64_t ids [ZR_FAILOVER_ISR_MAX];
+    size_t n = zr_failover_recorded_set (self->history, self->history_count,
+                                         confirmed, self->ns_count, ids,
+                                         ZR_FAILOVER_ISR_MAX);
+    char text [ZR_FAILOVER_ISR_MAX * 21 + 1] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += snprintf (text + len, sizeof text - len, "%s%" PRId64,
+                         i ? "," : "", ids [i]);
+    if (!force && self->recorded_told && streq (text, self->recorded_told))
+        return;
+    free (self->recorded_told);
+    self->recorded_told = strdup (text);
+    char states [24];
+    snprintf (states, sizeof states, "%" PRIu64, self->states);
+    zstr_sendx (self->pipe, "RECORDED", states, text, NULL);
+}
+
+//  A STATE arrived: a new term starts the history afresh; a new set gets
+//  the next version (sent with every heartbeat that carries it).
+static void
+s_isr_told (failover_t *self, bool new_term, bool moved)
+{
+    self->states++;
+    if (!self->master)
+        return;
+    if (new_term) {
+        self->history_count = 0;
+        for (size_t i = 0; i < self->ns_count; i++)
+            self->ns [i].confirmed = 0;
+    }
+    if (new_term || moved || self->history_count == 0) {
+        if (self->history_count == ZR_FAILOVER_HISTORY) {
+            //  Full: merge the two oldest (their union stands for both,
+            //  which only keeps more slaves counted).
+            zr_failover_isr_t *a = &self->history [0];
+            zr_failover_isr_t *b = &self->history [1];
+            for (size_t i = 0; i < a->count; i++) {
+                bool dup = false;
+                for (size_t j = 0; j < b->count && !dup; j++)
+                    dup = b->ids [j] == a->ids [i];
+                if (!dup && b->count < ZR_FAILOVER_ISR_MAX)
+                    b->ids [b->count++] = a->ids [i];
+            }
+            memmove (self->history, self->history + 1,
+                     (ZR_FAILOVER_HISTORY - 1) * sizeof (zr_failover_isr_t));
+            self->history_count--;
+        }
+        zr_failover_isr_t *e = &self->history [self->history_count++];
+        e->version = ++self->isr_version;
+        e->count = self->isr_count < ZR_FAILOVER_ISR_MAX
+                 ? self->isr_count : ZR_FAILOVER_ISR_MAX;
+        memcpy (e->ids, self->isr, e->count * sizeof (int64_t));
+        e->count = s_ids_norm (e->ids, e->count, self->broker_id);
+    }
+}
+
+//  An OK to a heartbeat: when it echoes the set that heartbeat carried,
+//  that nameserver recorded the set's version (or a newer one).
+static void
+s_isr_confirm (failover_t *self, ns_t *ns, const req_t *req,
+               const zr_obj_t *h)
+{
+    const zr_obj_t *list = zr_obj_get (h, "isr");
+    if (!list || !zr_obj_is_array (list)
+    ||  zr_obj_size (list) > ZR_FAILOVER_ISR_MAX + 1)
+        return;     //  no echo: nothing confirmed (an older nameserver)
+    int64_t ids [ZR_FAILOVER_ISR_MAX + 1];
+    size_t n = zr_obj_size (list);
+    for (size_t i = 0; i < n; i++)
+        if (zr_obj_int (zr_obj_at (list, i), &ids [i]) != ZR_FIELD_OK)
+            return;
+    n = s_ids_norm (ids, n, self->broker_id);
+    if (s_isr_hash (ids, n) != req->isr_hash
+    ||  req->version <= ns->confirmed)
+        return;
+    ns->confirmed = req->version;
+    s_tell_recorded (self, false);
 }
 
 static void
@@ -231,6 +402,8 @@ s_reply (failover_t *self, ns_t *ns)
         goto done;      //  too old, or not ours
     req_kind_t kind = req->kind;
     req->kind = REQ_NONE;
+    if (kind == REQ_HEARTBEAT && streq (status, "OK") && self->master)
+        s_isr_confirm (self, ns, req, h);
     if (kind == REQ_HEARTBEAT) {
         int64_t lease_ms = 0;
         if (streq (status, "OK")
@@ -410,6 +583,7 @@ s_pipe_command (failover_t *self)
         bool isr_moved = was_count != self->isr_count
                       || memcmp (was_isr, self->isr,
                                  was_count * sizeof (int64_t));
+        s_isr_told (self, self->master && !was_master, isr_moved);
         if (self->master && was_master && isr_moved)
             s_heartbeat (self);     //  the nameservers learn the set now
         if (self->master && !was_master) {
@@ -419,6 +593,7 @@ s_pipe_command (failover_t *self)
             self->lease_told = 0;
             s_heartbeat (self);
         }
+        s_tell_recorded (self, true);
         zstr_free (&role);
         zstr_free (&epoch);
         zstr_free (&seq);
@@ -531,6 +706,7 @@ zr_failover_actor (zsock_t *pipe, void *args)
         free (self->ns [i].endpoint);
     }
     zr_enc_destroy (&self->enc);
+    free (self->recorded_told);
     free (self->cluster);
     free (self->group);
     free (self);
@@ -551,6 +727,11 @@ struct _zr_failover_t {
     bool campaigning;
     int resigned;               //  handover round: 1 ok, -1 failed, 0
     char resign_why [256];
+    uint64_t states_told;       //  STATE commands sent
+    uint64_t isr_state;         //  the one that told the current set
+    char *isr_told;             //  that set
+    uint64_t recorded_states;   //  STATEs the last RECORDED counts
+    char *recorded;             //  its ids
 };
 
 zr_failover_t *
@@ -582,6 +763,8 @@ zr_failover_destroy (zr_failover_t **self_p)
     if (!self_p || !*self_p)
         return;
     zactor_destroy (&(*self_p)->actor);
+    free ((*self_p)->recorded);
+    free ((*self_p)->isr_told);
     free (*self_p);
     *self_p = NULL;
 }
@@ -595,6 +778,15 @@ zr_failover_state (zr_failover_t *self, bool master, int64_t epoch,
     snprintf (s, sizeof s, "%" PRId64, seq);
     zstr_sendx (self->actor, "STATE", master ? "master" : "slave", e, s,
                 isr ? isr : "", NULL);
+    self->states_told++;
+    //  A RECORDED set is current once it counts the STATE that told
+    //  this set (later STATEs with the same set only move seq).
+    if (!self->isr_told || strneq (self->isr_told, isr ? isr : "")
+    ||  master != self->master || epoch != self->epoch) {
+        free (self->isr_told);
+        self->isr_told = strdup (isr ? isr : "");
+        self->isr_state = self->states_told;
+    }
     //  A new term (role or epoch): no lease carries over. The same term
     //  with a new seq or set keeps the lease it holds.
     if (master != self->master || epoch != self->epoch) {
@@ -641,6 +833,15 @@ s_drain (zr_failover_t *self)
             snprintf (self->resign_why, sizeof self->resign_why, "%s",
                       why ? why : "?");
             zstr_free (&why);
+        }
+        else
+        if (event && arg && streq (event, "RECORDED")) {
+            char *ids = zmsg_popstr (msg);
+            if (ids) {
+                self->recorded_states = strtoull (arg, NULL, 10);
+                free (self->recorded);
+                self->recorded = ids;
+            }
         }
         else
         if (event && arg && streq (event, "DEFEATED")) {
@@ -748,4 +949,14 @@ zr_failover_resign_outcome (zr_failover_t *self, const char **why)
     if (why)
         *why = self->resign_why;
     return outcome;
+}
+
+const char *
+zr_failover_recorded (zr_failover_t *self)
+{
+    s_drain (self);
+    if (!self->master || !self->recorded
+    ||  self->recorded_states < self->isr_state)
+        return NULL;
+    return self->recorded;
 }

@@ -38,6 +38,11 @@
       RESIGNED | WITHDRAWN epoch reason     a majority accepted
       RESIGN_FAILED | WITHDRAW_FAILED epoch reason  no majority
             (every nameserver answered, or 1 s passed)
+      RECORDED states ids         master: the slaves a candidate may come
+            from: every in-sync set told since the newest one a majority
+            of nameservers confirmed recording (their OK echoes `isr`),
+            united; states: how many STATE commands it accounts for.
+            Sent after each STATE, each confirmation and each heartbeat
       $TERM
 */
 #ifndef ZR_FAILOVER_H_INCLUDED
@@ -46,6 +51,17 @@
 #include <czmq.h>
 
 #define ZR_FAILOVER_NAMESERVERS_MAX 16
+#define ZR_FAILOVER_ISR_MAX 64          //  slaves in one in-sync set
+#define ZR_FAILOVER_HISTORY 32          //  sets kept until confirmed
+
+//  An in-sync set told to the nameservers: slave ids, and the newest set
+//  version it stands for (an entry merged from several versions holds
+//  their union and the newest of them).
+typedef struct {
+    int64_t version;
+    size_t count;
+    int64_t ids [ZR_FAILOVER_ISR_MAX];
+} zr_failover_isr_t;
 
 void
     zr_failover_actor (zsock_t *pipe, void *args);
@@ -116,5 +132,26 @@ int
 //  Returns 0 when count is 0.
 int64_t
     zr_failover_majority (const int64_t *until, size_t count);
+
+//  The slaves a newly elected master may come from, as far as this
+//  master knows. history holds the sets told (oldest first, count
+//  entries); confirmed [i] the newest set version nameserver i of
+//  ns_count confirmed recording (0: none). Every set from the newest
+//  version a majority confirmed on (zr_failover_majority over confirmed)
+//  may still be recorded by some member of any majority, so the answer is
+//  their union (all of history when no majority confirmed any). Writes
+//  ids into out (at most max, ascending, no duplicates); returns the
+//  count.
+size_t
+    zr_failover_recorded_set (const zr_failover_isr_t *history,
+                              size_t count, const int64_t *confirmed,
+                              size_t ns_count, int64_t *out, size_t max);
+
+//  Master: the slaves the nameservers may have recorded (RECORDED above,
+//  comma-separated, "" for none), borrowed; NULL until the actor has
+//  counted the in-sync set of the latest STATE told (or not master).
+//  Drains events.
+const char *
+    zr_failover_recorded (zr_failover_t *self);
 
 #endif

@@ -3,6 +3,10 @@
     Pipe messages, broker thread -> master actor:
         BATCH epoch seq hash payload    a commit to publish (dropped when
                                         the pipe is full: slaves repair)
+        RECORDED ids ver                failover: the slaves (broker ids,
+                                        comma-separated) the nameservers
+                                        may have recorded, counting every
+                                        in-sync set up to version ver
     master actor -> broker thread:
         OK ha-endpoint pub-endpoint | ERROR reason  (once, at start)
         HWM hwm insync                  high-water mark or set changed
@@ -159,7 +163,19 @@ typedef struct {
     int64_t acked_at;
     bool in_sync;
     bool welcomed;
+    int64_t bid;                //  broker id ("zrb:ID:..."), or -1
 } slave_t;
+
+//  Failover: a slave broker that still counts for the high-water mark
+//  (in sync, or possibly in the nameservers' recorded set).
+#define HELD_MAX 128
+typedef struct {
+    int64_t bid;
+    uint64_t acked;             //  highest acked by any of its connections
+    uint64_t last_ver;          //  newest in-sync set version holding it
+    bool recorded;              //  in the last RECORDED set
+    bool counted;               //  held back the HWM at the last update
+} held_t;
 
 typedef struct {
     uint64_t seq;
@@ -210,6 +226,14 @@ typedef struct {
     uint64_t copy_chunks;
     int drop_every;             //  test hook: skip every Nth publish
     uint64_t dropped;
+    //  Failover (opts.broker_id >= 0): a set shrinks only once recorded
+    bool recording;
+    uint64_t isr_ver;           //  bumped when the in-sync ids change
+    int64_t isr_ids [HELD_MAX];
+    size_t isr_count;
+    uint64_t recorded_ver;      //  version the last RECORDED counts to
+    held_t held [HELD_MAX];
+    size_t held_count;
 } master_t;
 
 static void
@@ -248,6 +272,127 @@ s_slave_lag (master_t *self, slave_t *slave, int64_t now, uint64_t *seqs,
         if (r->seq == s)
             *bytes += r->size;
     }
+}
+
+static held_t *
+s_held (master_t *self, int64_t bid, bool create)
+{
+    for (size_t i = 0; i < self->held_count; i++)
+        if (self->held [i].bid == bid)
+            return &self->held [i];
+    if (!create)
+        return NULL;
+    if (self->held_count == HELD_MAX) {
+        zsys_warning ("repl: more than %d slave brokers to track; broker %"
+                      PRId64 " is not held", HELD_MAX, bid);
+        return NULL;
+    }
+    held_t *h = &self->held [self->held_count++];
+    memset (h, 0, sizeof *h);
+    h->bid = bid;
+    h->acked = self->hwm;       //  never seen: hold the HWM where it is
+    return h;
+}
+
+static int
+s_bid_cmp (const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  Failover: a slave broker that left the in-sync set still holds the
+//  high-water mark (its last acked) and counts for min-insync while the
+//  nameservers may have it recorded, i.e. until a RECORDED set that
+//  accounts for every in-sync set it was in (ver) lacks it. A candidate
+//  must be in the set the nameservers recorded, so a slave lacking an
+//  acknowledged write can never win an election (protocol section 16).
+static void
+s_isr_hold (master_t *self, uint64_t *hwm, int *insync)
+{
+    int64_t ids [HELD_MAX];
+    size_t n = 0;
+    slave_t *slave = (slave_t *) zhashx_first (self->slaves);
+    while (slave) {
+        if (slave->in_sync && slave->bid >= 0 && n < HELD_MAX)
+            ids [n++] = slave->bid;
+        slave = (slave_t *) zhashx_next (self->slaves);
+    }
+    qsort (ids, n, sizeof (int64_t), s_bid_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || ids [u - 1] != ids [i])
+            ids [u++] = ids [i];
+    n = u;
+    if (n != self->isr_count
+    ||  memcmp (ids, self->isr_ids, n * sizeof (int64_t))) {
+        self->isr_ver++;
+        memcpy (self->isr_ids, ids, n * sizeof (int64_t));
+        self->isr_count = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        held_t *h = s_held (self, ids [i], true);
+        if (h)
+            h->last_ver = self->isr_ver;
+    }
+    slave = (slave_t *) zhashx_first (self->slaves);
+    while (slave) {
+        held_t *h = slave->bid >= 0 ? s_held (self, slave->bid, false)
+                                    : NULL;
+        if (h && slave->welcomed && slave->acked > h->acked)
+            h->acked = slave->acked;
+        slave = (slave_t *) zhashx_next (self->slaves);
+    }
+    size_t keep = 0;
+    for (size_t i = 0; i < self->held_count; i++) {
+        held_t *h = &self->held [i];
+        bool in = bsearch (&h->bid, ids, n, sizeof (int64_t), s_bid_cmp)
+                  != NULL;
+        bool counted = !in && (h->recorded
+                               || h->last_ver > self->recorded_ver);
+        if (counted) {
+            (*insync)++;
+            if (h->acked < *hwm)
+                *hwm = h->acked;
+            if (!h->counted)
+                zsys_info ("repl: broker %" PRId64 " left the in-sync set; "
+                           "the smaller set is pending nameserver "
+                           "confirmation: acknowledgements still wait for "
+                           "it (acked %" PRIu64 ")", h->bid, h->acked);
+        }
+        else
+        if (h->counted)
+            zsys_info ("repl: a majority of nameservers recorded the "
+                       "in-sync set without broker %" PRId64 ": the smaller "
+                       "set takes effect", h->bid);
+        h->counted = counted;
+        if (in || counted)
+            self->held [keep++] = *h;
+    }
+    self->held_count = keep;
+}
+
+//  RECORDED ids ver: see the top of the file.
+static void
+s_master_recorded (master_t *self, zmsg_t *msg)
+{
+    char *list = zmsg_popstr (msg);
+    char *ver = zmsg_popstr (msg);
+    uint64_t v = ver ? strtoull (ver, NULL, 10) : 0;
+    if (list && ver && self->recording && v >= self->recorded_ver) {
+        self->recorded_ver = v;
+        for (size_t i = 0; i < self->held_count; i++)
+            self->held [i].recorded = false;
+        char *save = NULL;
+        for (char *t = strtok_r (list, ",", &save); t;
+             t = strtok_r (NULL, ",", &save)) {
+            held_t *h = s_held (self, strtoll (t, NULL, 10), true);
+            if (h)
+                h->recorded = true;
+        }
+    }
+    zstr_free (&list);
+    zstr_free (&ver);
 }
 
 //  Recomputes the in-sync set and the high-water mark; tells the broker
@@ -289,6 +434,8 @@ s_isr_update (master_t *self)
         }
         slave = (slave_t *) zhashx_next (self->slaves);
     }
+    if (self->recording)
+        s_isr_hold (self, &hwm, &insync);
     if (hwm != self->hwm || insync != self->insync) {
         self->hwm = hwm;
         self->insync = insync;
@@ -305,8 +452,25 @@ s_master_info (master_t *self)
 {
     int64_t now = zclock_mono ();
     zr_enc_t *e = zr_enc_new ();
-    zr_enc_map (e, 13);
+    zr_enc_map (e, 16);
     zr_enc_kstr (e, "pub_endpoint", self->pub_ep);
+    zr_enc_kint (e, "isr_ver", (int64_t) self->isr_ver);
+    size_t held = 0;
+    for (size_t i = 0; i < self->held_count; i++)
+        held += self->held [i].counted;
+    zr_enc_str (e, "isr_held");
+    zr_enc_array (e, held);
+    for (size_t i = 0; i < self->held_count; i++)
+        if (self->held [i].counted)
+            zr_enc_int (e, self->held [i].bid);
+    held = 0;
+    for (size_t i = 0; i < self->held_count; i++)
+        held += self->held [i].recorded;
+    zr_enc_str (e, "isr_recorded_held");
+    zr_enc_array (e, held);
+    for (size_t i = 0; i < self->held_count; i++)
+        if (self->held [i].recorded)
+            zr_enc_int (e, self->held [i].bid);
     zr_enc_kint (e, "test_dropped", (int64_t) self->dropped);
     zr_enc_kint (e, "full_copies", (int64_t) self->copies);
     zr_enc_kint (e, "full_copy_chunks", (int64_t) self->copy_chunks);
@@ -418,6 +582,14 @@ s_slave_get (master_t *self, zframe_t *identity)
         slave = (slave_t *) zmalloc (sizeof (slave_t));
         strcpy (slave->key, key);
         slave->identity = zframe_dup (identity);
+        slave->bid = -1;
+        char name [256];
+        memcpy (name, zframe_data (identity), n);
+        name [n] = 0;
+        long long bid;
+        if (n > 4 && memcmp (name, "zrb:", 4) == 0
+        &&  sscanf (name + 4, "%lld", &bid) == 1 && bid >= 0)
+            slave->bid = bid;
         zhashx_insert (self->slaves, key, slave);
     }
     slave->heard = zclock_mono ();
@@ -768,6 +940,7 @@ s_master_actor (zsock_t *pipe, void *args)
     self->seq = a->seq;
     self->hwm = self->seq;
     self->insync = 1;
+    self->recording = self->opts.broker_id >= 0;
     self->ring = (ring_t *) zmalloc (sizeof (ring_t) * RING_SIZE);
     self->cp_buf = (unsigned char *) zmalloc (COPY_CHUNK);
     const char *drop = getenv ("ZR_TEST_REPL_DROP_EVERY");
@@ -817,6 +990,9 @@ s_master_actor (zsock_t *pipe, void *args)
             else
             if (verb && streq (verb, "TAKEOVER"))
                 s_master_takeover (self, msg);
+            else
+            if (verb && streq (verb, "RECORDED"))
+                s_master_recorded (self, msg);
             zstr_free (&verb);
             zmsg_destroy (&msg);
             if (term)
@@ -1411,6 +1587,8 @@ struct _zr_repl_t {
     uint64_t full_copies;
     char *apply_error;
     uint64_t takeover;          //  slave: epoch a master resigned for us
+    char *recorded;             //  last RECORDED handed to the actor
+    uint64_t recorded_ver;
 };
 
 static void
@@ -1539,6 +1717,7 @@ zr_repl_destroy (zr_repl_t **self_p)
     free (self->pub_endpoint);
     free (self->master_client);
     free (self->apply_error);
+    free (self->recorded);
     free (self);
     *self_p = NULL;
 }
@@ -1740,8 +1919,21 @@ zr_repl_stats (zr_repl_t *self, zr_enc_t *enc)
     char hex [ZR_STORE_HASH_LEN * 2 + 1];
     s_hex (zr_store_hash (self->store), ZR_STORE_HASH_LEN, hex);
     static const char *modes [] = { "none", "async", "sync" };
-    zr_enc_map (enc, 12);
+    zr_enc_map (enc, 13);
     zr_enc_kstr (enc, "role", self->slave ? "slave" : "master");
+    //  Failover: the slaves a majority of nameservers may have recorded
+    //  (as last handed to the master actor; [] without failover)
+    zr_enc_str (enc, "isr_recorded");
+    size_t count = 0;
+    const char *p = self->recorded && !self->slave ? self->recorded : "";
+    for (const char *q = p; *q; q++)
+        count += q == p || q [-1] == ',';
+    zr_enc_array (enc, count);
+    while (*p) {
+        zr_enc_int (enc, strtoll (p, NULL, 10));
+        p = strchr (p, ',');
+        p = p ? p + 1 : "";
+    }
     zr_enc_kint (enc, "full_copies", (int64_t) self->full_copies);
     zr_enc_kstr (enc, "mode", modes [self->mode]);
     zr_enc_kint (enc, "epoch", (int64_t) zr_store_epoch (self->store));
@@ -1954,4 +2146,39 @@ zr_repl_take_diverged (zr_repl_t *self)
     free (self->apply_error);
     self->apply_error = NULL;
     return true;
+}
+
+uint64_t
+zr_repl_isr_version (zr_repl_t *self)
+{
+    int64_t ver = 0;
+    zr_hdr_t *hdr = s_failover_info (self);
+    if (!hdr || zr_field_int (zr_hdr_root (hdr), "isr_ver", &ver)
+                != ZR_FIELD_OK || ver < 0)
+        ver = 0;
+    zr_hdr_destroy (&hdr);
+    return (uint64_t) ver;
+}
+
+void
+zr_repl_recorded (zr_repl_t *self, const char *ids, uint64_t ver)
+{
+    if (!self || self->slave || !self->actor || !ids)
+        return;
+    //  A version this actor never issued (told to an earlier actor) is
+    //  no proof of anything: wait for a set told from this one.
+    if (ver > zr_repl_isr_version (self))
+        return;
+    if (self->recorded && streq (self->recorded, ids)
+    &&  ver == self->recorded_ver)
+        return;
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "RECORDED");
+    zmsg_addstr (msg, ids);
+    zmsg_addstrf (msg, "%" PRIu64, ver);
+    if (s_send_nowait (&msg, zsock_resolve (zactor_sock (self->actor))))
+        return;     //  the pipe is full: again on the next turn
+    free (self->recorded);
+    self->recorded = strdup (ids);
+    self->recorded_ver = ver;
 }

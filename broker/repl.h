@@ -115,6 +115,21 @@ void
 char *
     zr_repl_isr_ids (zr_repl_t *self);
 
+//  Master: the version of the set zr_repl_isr_ids returns (it grows
+//  each time the in-sync broker ids change).
+uint64_t
+    zr_repl_isr_version (zr_repl_t *self);
+
+//  Master with failover: ids (comma-separated broker ids, "" for none)
+//  are the slaves the nameservers may have recorded (zr_failover_recorded)
+//  counting every in-sync set up to version ver (the zr_repl_isr_version
+//  of the set last told to the failover actor). A slave that left the
+//  in-sync set keeps holding the high-water mark (at its last acked) and
+//  counts for min-insync until such a set lacks it. Without failover
+//  (opts.broker_id -1) it is ignored.
+void
+    zr_repl_recorded (zr_repl_t *self, const char *ids, uint64_t ver);
+
 //  Slave: ms since the master's stream or catch-up was last heard (from
 //  the actor's last INFO, within 200 ms), or -1 when never heard.
 int64_t

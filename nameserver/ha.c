@@ -542,3 +542,14 @@ zr_ha_resign (zr_ha_t *self, const char *group, int64_t broker_id,
                group, epoch, seq, successor);
     return 1;
 }
+
+size_t
+zr_ha_isr (zr_ha_t *self, const char *group, int64_t *out, size_t max)
+{
+    group_t *g = group ? s_group (self, group, false) : NULL;
+    if (!g || !g->heard)
+        return 0;
+    size_t count = g->isr_count < max ? g->isr_count : max;
+    memcpy (out, g->isr, count * sizeof (int64_t));
+    return count;
+}

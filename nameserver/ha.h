@@ -119,6 +119,13 @@ bool
     zr_ha_master_dead (zr_ha_t *self, const char *group, int64_t now,
                        int64_t *epoch_out);
 
+//  The in-sync set recorded from the group's last accepted heartbeat
+//  (the master's id first, then the ids it reported), copied into out
+//  (at most max ids). Returns the count; 0 when none is recorded. The
+//  HA_HEARTBEAT reply echoes it so the master learns what was recorded.
+size_t
+    zr_ha_isr (zr_ha_t *self, const char *group, int64_t *out, size_t max);
+
 //  The master of the group's highest epoch known (-1 when none), with
 //  that epoch in *epoch_out (may be NULL).
 int64_t

@@ -290,7 +290,8 @@ s_check_cluster (nameserver_t *self, route_t *route, const zr_obj_t *h)
 }
 
 //  HA_HEARTBEAT {cluster, group, broker_id, epoch, seq, isr: [int]}
-//  -> OK {lease_ms, epoch} | BUSY (too young to grant leases) |
+//  -> OK {lease_ms, epoch, isr (recorded)} | BUSY (too young to grant
+//  leases) |
 //  NOT_MASTER {epoch, master_id} (a higher epoch exists: fenced)
 static void
 s_cmd_ha_heartbeat (nameserver_t *self, route_t *route, const zr_obj_t *h)
@@ -328,9 +329,18 @@ s_cmd_ha_heartbeat (nameserver_t *self, route_t *route, const zr_obj_t *h)
                                              &master, reason,
                                              sizeof reason);
     if (result == ZR_HA_GRANTED) {
-        s_reply_begin (self, route, ZR_OK, NULL, 2);
+        //  isr: the set now recorded, echoed so the master knows which
+        //  set a candidate must belong to (section 16, "Acknowledgements").
+        int64_t recorded [ZR_HA_ISR_MAX + 1];
+        size_t count = zr_ha_isr (self->ha, group, recorded,
+                                  ZR_HA_ISR_MAX + 1);
+        s_reply_begin (self, route, ZR_OK, NULL, 3);
         zr_enc_kint (self->enc, "lease_ms", zr_ha_lease_ms (self->ha));
         zr_enc_kint (self->enc, "epoch", v [1]);
+        zr_enc_str (self->enc, "isr");
+        zr_enc_array (self->enc, count);
+        for (size_t i = 0; i < count; i++)
+            zr_enc_int (self->enc, recorded [i]);
         s_send_reply (self, route);
     }
     else
