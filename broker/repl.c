@@ -14,6 +14,9 @@
         APPLY epoch seq hash payload    next batch, in order
         MASTER endpoint                 the master's client endpoint
         INFO map
+        TRUNCATED count end         EPOCH_END: count batches above the
+                                    master's end of our epoch (a tail)
+                                    are discarded (full copy follows)
 
     Numbers in binary frames are 8 bytes big-endian. The wire (DEALER to
     ROUTER, and PUB) is in protocol.md section 16.
@@ -209,6 +212,7 @@ typedef struct {
     uint64_t copy_chunks;
     int drop_every;             //  test hook: skip every Nth publish
     uint64_t dropped;
+    uint64_t epoch_ends;        //  EPOCH_END requests answered
 } master_t;
 
 static void
@@ -304,8 +308,9 @@ s_master_info (master_t *self)
 {
     int64_t now = zclock_mono ();
     zr_enc_t *e = zr_enc_new ();
-    zr_enc_map (e, 13);
+    zr_enc_map (e, 14);
     zr_enc_kstr (e, "pub_endpoint", self->pub_ep);
+    zr_enc_kint (e, "epoch_ends", (int64_t) self->epoch_ends);
     zr_enc_kint (e, "test_dropped", (int64_t) self->dropped);
     zr_enc_kint (e, "full_copies", (int64_t) self->copies);
     zr_enc_kint (e, "full_copy_chunks", (int64_t) self->copy_chunks);
@@ -564,6 +569,40 @@ s_master_copy (master_t *self, zframe_t *identity, zmsg_t *msg)
     s_send_nowait (&reply, zsock_resolve (self->router));
 }
 
+//  EPOCH_END epoch: the last sequence of that epoch in our history (the
+//  first sequence of the next recorded epoch, minus 1; our last when it
+//  is still running here) and its hash (empty when the log no longer
+//  holds it). A returning slave that wrote batches as master of an older
+//  epoch learns where that epoch ended (protocol.md section 16).
+static void
+s_master_epoch_end (master_t *self, zframe_t *identity, zmsg_t *msg)
+{
+    uint64_t epoch, end = 0;
+    zframe_t *e = zmsg_pop (msg);
+    int rc = s_frame_u64 (e, &epoch);
+    zframe_destroy (&e);
+    if (rc)
+        return;
+    rc = zr_store_epoch_end (self->store, epoch, &end);
+    if (rc < 0)
+        return;                     //  read error (logged): asked again
+    if (rc == 1) {
+        end = zr_store_repl_last (self->store);
+        if (end < self->seq)
+            end = self->seq;
+    }
+    unsigned char hash [ZR_STORE_HASH_LEN];
+    bool have = zr_store_repl_hash (self->store, end, hash) == 0;
+    zmsg_t *reply = zmsg_new ();
+    zmsg_append (reply, &(zframe_t *) { zframe_dup (identity) });
+    zmsg_addstr (reply, "EPOCH_END");
+    s_add_u64 (reply, epoch);
+    s_add_u64 (reply, end);
+    zmsg_addmem (reply, hash, have ? ZR_STORE_HASH_LEN : 0);
+    s_send_nowait (&reply, zsock_resolve (self->router));
+    self->epoch_ends++;
+}
+
 static void
 s_master_router (master_t *self)
 {
@@ -652,6 +691,9 @@ s_master_router (master_t *self)
     else
     if (streq (cmd, "FULL_COPY"))
         s_master_copy (self, identity, msg);
+    else
+    if (streq (cmd, "EPOCH_END"))
+        s_master_epoch_end (self, identity, msg);
     zstr_free (&cmd);
     zframe_destroy (&identity);
     zmsg_destroy (&msg);
@@ -817,6 +859,8 @@ typedef struct {
     char *cf_map;
     char *copy_dir;             //  staging directory for a full copy
     uint64_t seq;
+    zr_store_t *store;          //  read only ("any thread" calls)
+    uint64_t last_epoch;        //  epoch of our last batch
 } slave_args_t;
 
 typedef struct {
@@ -855,6 +899,15 @@ typedef struct {
     int64_t copy_at;
     uint64_t copies;
     uint64_t copy_bytes;
+    //  EPOCH_END: asked after WELCOME when our last batch is of an older
+    //  epoch than the master's; fetching waits for the answer
+    zr_store_t *store;          //  read only: our hash at the epoch's end
+    uint64_t last_epoch;        //  epoch of the last batch we forwarded
+    uint64_t master_epoch;      //  from WELCOME
+    uint64_t checked_epoch;     //  master epoch we checked against
+    bool epoch_checking;
+    int64_t epoch_check_at;
+    uint64_t truncated;         //  batches above an epoch end, discarded
 } follower_t;
 
 static void
@@ -986,8 +1039,8 @@ s_offer (follower_t *self, zmsg_t *msg, bool streamed)
         return;
     if (seq > self->master_seq)
         self->master_seq = seq;
-    if (self->copying || self->installing)
-        ;                       //  the copy brings it
+    if (self->copying || self->installing || self->epoch_checking)
+        ;                       //  the copy (or the check) decides
     else
     if (seq <= self->forwarded)
         self->dups++;
@@ -1001,6 +1054,7 @@ s_offer (follower_t *self, zmsg_t *msg, bool streamed)
         zmsg_append (out, &payload);
         zmsg_send (&out, self->pipe);
         self->forwarded = seq;
+        self->last_epoch = epoch;
         if (streamed)
             self->streamed++;
         else
@@ -1014,6 +1068,80 @@ s_offer (follower_t *self, zmsg_t *msg, bool streamed)
     }
     zframe_destroy (&hash);
     zframe_destroy (&payload);
+}
+
+//  Asks the master where our last epoch ended in its history; fetching
+//  waits for the answer (s_epoch_answer).
+static void
+s_epoch_ask (follower_t *self)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "EPOCH_END");
+    s_add_u64 (msg, self->last_epoch);
+    s_send_nowait (&msg, zsock_resolve (self->dealer));
+    self->epoch_checking = true;
+    self->epoch_check_at = zclock_mono ();
+    self->fetching = false;
+    zsys_info ("repl: our last batch %" PRIu64 " is of epoch %" PRIu64
+               ", the master is at epoch %" PRIu64 ": asking where epoch %"
+               PRIu64 " ended (EPOCH_END)", self->forwarded,
+               self->last_epoch, self->master_epoch, self->last_epoch);
+}
+
+//  EPOCH_END epoch end hash: batches we hold above end were never in the
+//  master's history (a tail we wrote as master of an older epoch). The
+//  store cannot undo them, so they are discarded by a full copy; without
+//  a tail, and with our hash at end equal to the master's, we catch up.
+static void
+s_epoch_answer (follower_t *self, zmsg_t *msg)
+{
+    uint64_t epoch, end;
+    zframe_t *e = zmsg_pop (msg), *n = zmsg_pop (msg), *h = zmsg_pop (msg);
+    bool ok = !s_frame_u64 (e, &epoch) && !s_frame_u64 (n, &end) && h
+           && (zframe_size (h) == 0 || zframe_size (h) == ZR_STORE_HASH_LEN);
+    if (ok && self->epoch_checking && epoch == self->last_epoch) {
+        self->epoch_checking = false;
+        self->checked_epoch = self->master_epoch;
+        uint64_t mine = self->forwarded;
+        unsigned char ours [ZR_STORE_HASH_LEN];
+        bool known = zframe_size (h) == ZR_STORE_HASH_LEN;
+        bool same = known && end <= self->applied
+                 && zr_store_repl_hash (self->store, end, ours) == 0
+                 && memcmp (ours, zframe_data (h), ZR_STORE_HASH_LEN) == 0;
+        if (mine < end || (mine == end && same)) {
+            zsys_info ("repl: epoch %" PRIu64 " ended at %" PRIu64 " on "
+                       "the master; we have %" PRIu64 ": no tail, catching "
+                       "up", epoch, end, mine);
+            s_fetch (self);
+        }
+        else {
+            uint64_t tail = mine > end ? mine - end : 0;
+            self->truncated += tail;
+            if (same)
+                zsys_warning ("repl: epoch %" PRIu64 " ended at %" PRIu64
+                              " on the master; we hold %" PRIu64 " batches "
+                              "above it (a tail never replicated): "
+                              "discarding them by a full copy", epoch, end,
+                              tail);
+            else
+                zsys_warning ("repl: epoch %" PRIu64 " ended at %" PRIu64
+                              " on the master; our history differs %s it "
+                              "(%" PRIu64 " batches above it): full copy",
+                              epoch, end, known ? "at" : "or is unknown at",
+                              tail);
+            char count [24], at [24];
+            snprintf (count, sizeof count, "%" PRIu64, tail);
+            snprintf (at, sizeof at, "%" PRIu64, end);
+            zstr_sendx (self->pipe, "TRUNCATED", count, at, NULL);
+            s_copy_start (self);
+        }
+    }
+    else
+    if (!ok)
+        zsys_warning ("repl: malformed EPOCH_END from %s", self->master);
+    zframe_destroy (&e);
+    zframe_destroy (&n);
+    zframe_destroy (&h);
 }
 
 static void
@@ -1048,8 +1176,15 @@ s_follower_dealer (follower_t *self)
             zstr_free (&self->refused);
             if (seq > self->master_seq)
                 self->master_seq = seq;
+            self->master_epoch = epoch;
             zstr_sendx (self->pipe, "MASTER", client, NULL);
-            s_fetch (self);
+            if (self->forwarded > 0 && self->last_epoch < epoch
+            &&  self->checked_epoch != epoch && !self->copying
+            &&  !self->installing)
+                s_epoch_ask (self);
+            else
+            if (!self->epoch_checking)
+                s_fetch (self);
         }
         zframe_destroy (&e);
         zframe_destroy (&s);
@@ -1076,7 +1211,7 @@ s_follower_dealer (follower_t *self)
             self->fetching = false;
             if (mseq > self->master_seq)
                 self->master_seq = mseq;
-            if (self->master_seq > self->forwarded)
+            if (self->master_seq > self->forwarded && !self->epoch_checking)
                 s_fetch (self);
         }
         zframe_destroy (&l);
@@ -1091,6 +1226,9 @@ s_follower_dealer (follower_t *self)
             s_copy_start (self);
         }
     }
+    else
+    if (streq (cmd, "EPOCH_END"))
+        s_epoch_answer (self, msg);
     else
     if (streq (cmd, "COPY"))
         s_copy_chunk (self, msg);
@@ -1128,7 +1266,8 @@ s_follower_sub (follower_t *self)
             if (seq > self->master_seq)
                 self->master_seq = seq;
             if (seq > self->forwarded && !self->fetching && self->welcomed
-            &&  !self->copying && !self->installing)
+            &&  !self->copying && !self->installing
+            &&  !self->epoch_checking)
                 s_fetch (self);
         }
         zframe_destroy (&e);
@@ -1142,8 +1281,10 @@ static void
 s_follower_info (follower_t *self)
 {
     zr_enc_t *e = zr_enc_new ();
-    zr_enc_map (e, 17);
+    zr_enc_map (e, 19);
     zr_enc_kstr (e, "master", self->master);
+    zr_enc_kint (e, "truncated_batches", (int64_t) self->truncated);
+    zr_enc_kint (e, "last_epoch", (int64_t) self->last_epoch);
     zr_enc_kint (e, "full_copies", (int64_t) self->copies);
     zr_enc_kint (e, "full_copy_bytes", (int64_t) self->copy_bytes);
     zr_enc_kstr (e, "stream", self->pub_ep ? self->pub_ep : "");
@@ -1199,9 +1340,19 @@ s_follower_tick (follower_t *self)
         }
     }
     else {
+        if (self->epoch_checking
+        &&  now - self->epoch_check_at > FETCH_TIMEOUT_MS) {
+            //  A master that does not answer EPOCH_END: catch up, and
+            //  let the hash chain check on apply find a diverged tail.
+            zsys_warning ("repl: master %s did not answer EPOCH_END; "
+                          "catching up", self->master);
+            self->epoch_checking = false;
+            self->checked_epoch = self->master_epoch;
+        }
         if (self->fetching && now - self->fetch_at > FETCH_TIMEOUT_MS)
             self->fetching = false;
-        if (!self->fetching && self->master_seq > self->forwarded)
+        if (!self->fetching && !self->epoch_checking
+        &&  self->master_seq > self->forwarded)
             s_fetch (self);
         if (now - self->ack_at >= HEARTBEAT_MS)
             s_ack (self);
@@ -1229,6 +1380,8 @@ s_slave_actor (zsock_t *pipe, void *args)
     self->cf_map = strdup (a->cf_map);
     self->copy_dir = strdup (a->copy_dir);
     self->applied = self->forwarded = self->master_seq = a->seq;
+    self->store = a->store;
+    self->last_epoch = a->last_epoch;
     self->dealer = zsock_new (ZMQ_DEALER);
     zsock_set_linger (self->dealer, 0);
     if (self->opts.broker_id >= 0)
@@ -1286,6 +1439,8 @@ s_slave_actor (zsock_t *pipe, void *args)
                                seq);
                     self->installing = false;
                     self->applied = self->forwarded = seq;
+                    self->last_epoch = zr_store_epoch_of (self->store, seq);
+                    self->checked_epoch = self->master_epoch;
                     if (self->master_seq < seq)
                         self->master_seq = seq;
                     self->fetching = false;
@@ -1363,6 +1518,8 @@ struct _zr_repl_t {
     uint64_t apply_errors;
     uint64_t full_copies;
     char *apply_error;
+    char *following;            //  slave: the master's HA endpoint, or ""
+    uint64_t truncated;         //  batches of a tail discarded (EPOCH_END)
 };
 
 static void
@@ -1405,12 +1562,8 @@ zr_repl_new (zr_store_t *store, const zr_repl_opts_t *opts, char **err)
         return NULL;
     }
     bool slave = streq (role, "slave");
-    if (slave && (!opts->master || !*opts->master)) {
-        *err = zsys_sprintf ("setting master: a slave needs --master (the "
-                             "master's HA endpoint)");
-        return NULL;
-    }
     zr_repl_t *self = (zr_repl_t *) zmalloc (sizeof (zr_repl_t));
+    self->following = strdup (slave && opts->master ? opts->master : "");
     self->store = store;
     self->mode = m;
     self->slave = slave;
@@ -1424,12 +1577,18 @@ zr_repl_new (zr_store_t *store, const zr_repl_opts_t *opts, char **err)
     self->master_client = strdup ("");
     self->info = zchunk_new (NULL, 0);
     char *cf_map = zr_store_cf_map (store);
+    if (slave && !*self->following)
+        //  No master known yet: the broker asks the nameservers
+        //  (zr_repl_following) and makes a new zr_repl_t to follow it.
+        zr_store_set_repl_log (store, true);
+    else
     if (slave) {
         zr_store_set_repl_log (store, true);
         char *copy_dir = zsys_sprintf ("%s.repl-fullcopy",
                                        zr_store_path (store));
         slave_args_t a = { *opts, (char *) opts->master, cf_map, copy_dir,
-                           zr_store_seq (store) };
+                           zr_store_seq (store), store,
+                           zr_store_epoch_of (store, zr_store_seq (store)) };
         self->actor = zactor_new (s_slave_actor, &a);
         zstr_free (&copy_dir);
         char *status = NULL, *reason = NULL;
@@ -1472,7 +1631,8 @@ zr_repl_new (zr_store_t *store, const zr_repl_opts_t *opts, char **err)
     }
     zsys_info ("repl: %s, replication %s%s%s", slave ? "slave" : "master",
                mode, slave ? ", following " : "",
-               slave ? opts->master : "");
+               !slave ? "" : *self->following ? self->following
+                                              : "(no master known yet)");
     return self;
 }
 
@@ -1491,6 +1651,7 @@ zr_repl_destroy (zr_repl_t **self_p)
     free (self->pub_endpoint);
     free (self->master_client);
     free (self->apply_error);
+    free (self->following);
     free (self);
     *self_p = NULL;
 }
@@ -1594,6 +1755,13 @@ zr_repl_event (zr_repl_t *self)
             flags |= ZR_REPL_APPLIED;
         }
         else
+        if (streq (verb, "TRUNCATED")) {
+            char *count = zmsg_popstr (msg);
+            if (count)
+                self->truncated += strtoull (count, NULL, 10);
+            zstr_free (&count);
+        }
+        else
         if (streq (verb, "MASTER")) {
             char *ep = zmsg_popstr (msg);
             if (ep) {
@@ -1672,6 +1840,12 @@ zr_repl_master (zr_repl_t *self)
     return self ? self->master_client : "";
 }
 
+const char *
+zr_repl_following (zr_repl_t *self)
+{
+    return self && self->slave ? self->following : "";
+}
+
 void
 zr_repl_stats (zr_repl_t *self, zr_enc_t *enc)
 {
@@ -1684,8 +1858,10 @@ zr_repl_stats (zr_repl_t *self, zr_enc_t *enc)
     char hex [ZR_STORE_HASH_LEN * 2 + 1];
     s_hex (zr_store_hash (self->store), ZR_STORE_HASH_LEN, hex);
     static const char *modes [] = { "none", "async", "sync" };
-    zr_enc_map (enc, 12);
+    zr_enc_map (enc, 14);
     zr_enc_kstr (enc, "role", self->slave ? "slave" : "master");
+    zr_enc_kstr (enc, "following", self->following);
+    zr_enc_kint (enc, "truncated_batches", (int64_t) self->truncated);
     zr_enc_kint (enc, "full_copies", (int64_t) self->full_copies);
     zr_enc_kstr (enc, "mode", modes [self->mode]);
     zr_enc_kint (enc, "epoch", (int64_t) zr_store_epoch (self->store));
