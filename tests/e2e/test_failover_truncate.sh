@@ -162,6 +162,7 @@ echo "test_failover_truncate: A wrote a tail of $TAIL batches past the" \
 kill -KILL "$A_PID"
 start b2 "${B_CMD[@]}"
 B=$EP
+B2_PID=$PID
 wait_log "$T/b2.err" "promoted to master of epoch 2" 30 \
     || fail "B was not promoted"
 [ "$(stat "$B" repl.seq)" = $((HWM + 1)) ] \
@@ -170,6 +171,7 @@ wait_log "$T/b2.err" "promoted to master of epoch 2" 30 \
 #  A comes back with the same command: no --master.
 start a2 "${A_CMD[@]}"
 A=$EP
+A2_PID=$PID
 wait_log "$T/a2.err" "the nameservers name broker 1 master of group g" 30 \
     || fail "A did not learn the new master from the nameserver"
 wait_log "$T/a2.err" "discarding them by a full copy" 30 \
@@ -212,6 +214,19 @@ timeout 30 "$ZR_BIN" consume --topic t --broker "$B" --from first \
     || fail "A holds: $(tr '\n' ' ' < "$T/stored"); B: $(tr '\n' ' ' \
             < "$T/stored_b")"
 grep -q '^10[1-5]$' "$T/stored" && fail "A still holds a tail message"
+#  Both stop cleanly (a sanitizer build reports leaks and errors here).
+for pid in "$A2_PID" "$B2_PID"; do
+    kill -TERM "$pid"
+done
+for pid in "$A2_PID" "$B2_PID"; do
+    for try in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        IFS= read -r -t 0.1 -u 6 _ || true
+    done
+    kill -0 "$pid" 2>/dev/null && fail "broker $pid did not stop in 10 s"
+done
+grep -l "Sanitizer\|runtime error" "$T"/a2.err "$T"/b2.err \
+    && fail "sanitizer report"
 echo "test_failover_truncate: OK: B found A through the nameserver; A," \
      "restarted without --master, found B, discarded its tail of $TAIL" \
      "batches (EPOCH_END: epoch 1 ended at $HWM) and rejoined; digest" \
