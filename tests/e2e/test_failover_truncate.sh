@@ -6,8 +6,9 @@
 #  One nameserver (lease-ms 500, master-dead-ms 1000). A master A (sync,
 #  min-insync 1, slave-ack-timeout-ms 300, isr-max-lag-ms 20000) and a
 #  slave B started WITHOUT --master: B asks the nameserver for its
-#  group's master and follows A's HA endpoint (checked: B joins A's
-#  in-sync set). Then:
+#  group's master (B starts first and waits, serving reads, until A is
+#  registered) and follows A's HA endpoint (checked: B joins A's in-sync
+#  set). Then:
 #  - B is killed (SIGKILL) while in the in-sync set (isr-max-lag-ms
 #    keeps it there); A stores a few sends it cannot acknowledge
 #    (FLUSH_SLAVE_TIMEOUT): a tail of TAIL batches past the replicated
@@ -120,15 +121,20 @@ COMMON=(--bind 'tcp://127.0.0.1:*' --group g --nameserver "$NS"
         --min-insync 1 --isr-max-lag-ms 20000 --slave-ack-timeout-ms 300)
 A_CMD=("$ZR_BIN" broker --data "$T/a" --role master --broker-id 0
        "${COMMON[@]}")
-start a "${A_CMD[@]}"
-A=$EP
-A_PID=$PID
-#  The slave has no --master: the nameserver names its group's master.
 B_CMD=("$ZR_BIN" broker --data "$T/b" --role slave --broker-id 1
        "${COMMON[@]}")
+#  The slave starts first, with no --master: it waits for the nameserver
+#  to name its group's master, serving reads (stats) meanwhile.
 start b "${B_CMD[@]}"
 B=$EP
 B_PID=$PID
+wait_log "$T/b.err" "the nameservers name no master of group g" 30 \
+    || fail "B did not report that no master is registered"
+[ "$(stat "$B" repl.role)" = slave ] || fail "B's repl.role"
+[ -z "$(stat "$B" repl.following)" ] || fail "B follows something already"
+start a "${A_CMD[@]}"
+A=$EP
+A_PID=$PID
 wait_log "$T/b.err" "the nameservers name broker 0 master of group g" 30 \
     || fail "B did not learn its master from the nameserver"
 wait_log "$T/a.err" "acknowledging writes" 30 \
