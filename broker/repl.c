@@ -161,6 +161,7 @@ typedef struct {
     int64_t acked_at;
     bool in_sync;
     bool welcomed;
+    bool ack_refused;           //  an ACK beyond our history was logged
 } slave_t;
 
 typedef struct {
@@ -603,6 +604,24 @@ s_master_epoch_end (master_t *self, zframe_t *identity, zmsg_t *msg)
     self->epoch_ends++;
 }
 
+//  An ACK above the sequence we know: plausible when we missed BATCH
+//  messages (then our store holds it); not from a slave that acks a
+//  history we never wrote (a returning master's tail, or the slave of
+//  another master reconnecting to a reused port), which would make us
+//  announce, and wait for, batches that do not exist.
+static bool
+s_ack_plausible (master_t *self, slave_t *slave, uint64_t seq)
+{
+    uint64_t last = zr_store_repl_last (self->store);
+    if (seq <= last)
+        return true;
+    if (!slave->ack_refused)
+        zsys_warning ("repl: slave %.16s acks %" PRIu64 ", beyond our last "
+                      "batch %" PRIu64 ": ignored", slave->key, seq, last);
+    slave->ack_refused = true;
+    return false;
+}
+
 static void
 s_master_router (master_t *self)
 {
@@ -679,7 +698,7 @@ s_master_router (master_t *self)
         uint64_t seq;
         zframe_t *s = zmsg_pop (msg);
         if (!s_frame_u64 (s, &seq) && seq >= slave->acked
-        &&  seq <= self->seq + 1000000) {
+        &&  (seq <= self->seq || s_ack_plausible (self, slave, seq))) {
             slave->acked = seq;
             slave->acked_at = zclock_mono ();
             if (seq > self->seq)
@@ -1354,8 +1373,8 @@ s_follower_tick (follower_t *self)
         if (!self->fetching && !self->epoch_checking
         &&  self->master_seq > self->forwarded)
             s_fetch (self);
-        if (now - self->ack_at >= HEARTBEAT_MS)
-            s_ack (self);
+        if (now - self->ack_at >= HEARTBEAT_MS && !self->epoch_checking)
+            s_ack (self);           //  (our history is not confirmed yet)
         //  A master silent for long: say hello again (it may be back
         //  with a new stream endpoint).
         if (now - self->heard_at > FETCH_TIMEOUT_MS) {
