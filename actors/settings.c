@@ -66,7 +66,8 @@ const zr_setting_t zr_broker_settings [] = {
       "replication port (catch-up and acks; the stream uses the next "
       "one); 0: the broker port + 1, or ephemeral ports for port *" },
     { "master", ZR_SETTING_STR, "", NULL,
-      "slave: the master's HA endpoint, e.g. tcp://host:10912" },
+      "slave: the master's HA endpoint, e.g. tcp://host:10912 (empty: "
+      "ask the nameservers)" },
     { "min-insync", ZR_SETTING_INT, "1", NULL,
       "sync: fewest in-sync members (master included) for SEND_OK" },
     { "isr-max-lag-ms", ZR_SETTING_INT, "1000", NULL,

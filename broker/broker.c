@@ -203,6 +203,12 @@ typedef struct {
     int64_t pr_timeout_ms;
     int64_t pr_next;            //  next TAKEOVER or WITHDRAW try
     char pr_error [300];        //  why the handover is being withdrawn
+    //  master discovery (slave): the HA endpoint the nameservers named
+    char *follow;               //  master to follow (wins over --master)
+    bool follow_ns;             //  fenced: --master may be stale, ignore it
+    int64_t follow_at;          //  next FIND_MASTER, mono ms
+    int64_t follow_since;       //  when the current repl began following
+    bool follow_none_told;      //  "no master registered" logged
     //  retention and lookup (broker/retention.c, protocol section 15)
     zr_retention_t *retention;
     int64_t default_retention_ms;
@@ -1176,7 +1182,8 @@ s_state_changed (broker_t *self)
     if (!self->nslink)
         return;
     zr_enc_t *e = zr_enc_new ();
-    zr_enc_map (e, 6);
+    zr_enc_map (e, 7);
+    zr_enc_kstr (e, "ha", zr_repl_endpoint (self->repl));   //  "" on a slave
     zr_enc_kstr (e, "group", zr_store_group (self->store));
     zr_enc_kint (e, "broker_id", self->broker_id);
     zr_enc_kstr (e, "role", zr_repl_is_slave (self->repl) ? "slave"
@@ -2028,6 +2035,9 @@ s_answer_parked (broker_t *self, uint64_t gen, int acked, int total)
     }
 }
 
+static void s_follow_found (broker_t *self, const char *ha, int64_t epoch,
+                            int64_t id);
+
 static void
 s_nslink_event (broker_t *self)
 {
@@ -2042,6 +2052,9 @@ s_nslink_event (broker_t *self)
         self->beacons_bad = atoll (total);
         self->beacons_other = atoll (other);
     }
+    else
+    if (frames >= 4 && streq (event, "MASTER"))
+        s_follow_found (self, gen, atoll (acked), atoll (total));
     else
     if (frames >= 4 && streq (event, "ACKED")) {
         uint64_t g = strtoull (gen, NULL, 10);
@@ -4783,6 +4796,29 @@ s_ha_bind (const char *bind, const char *bound, int64_t ha_port)
     return zsys_sprintf ("%s:%d", first, port ? atoi (port + 1) + 1 : 0);
 }
 
+//  The master HA endpoint a slave follows: the one the nameservers named
+//  (self->follow), else --master unless fenced (it may be stale), else
+//  NULL: the slave waits for the nameservers to name one (s_follow_tick).
+//  Sets *err when a slave could never learn of a master.
+static const char *
+s_follow_master (broker_t *self, const char *role, char **err)
+{
+    const char *master = zr_setting_get (self->cfg, "broker",
+                                         zr_broker_settings, "master");
+    if (self->follow)
+        return self->follow;
+    if (self->follow_ns || (master && !*master))
+        master = NULL;
+    const char *stored = zr_store_role (self->store);
+    bool slave = stored ? streq (stored, "slave")
+                        : role && streq (role, "slave");
+    if (slave && !master && streq (self->nameservers, "none"))
+        *err = strdup ("setting master: a slave needs --master (its "
+                       "master's HA endpoint) or --nameserver (to ask "
+                       "which broker of its group is master)");
+    return master;
+}
+
 static int
 s_repl_start (broker_t *self, const char *bind, char **err)
 {
@@ -4811,10 +4847,18 @@ s_repl_start (broker_t *self, const char *bind, char **err)
         mode = role || zr_setting_get (self->cfg, "broker",
                                        zr_broker_settings, "group")
              ? "async" : "none";
+    char *follow_err = NULL;
+    const char *master = s_follow_master (self, role, &follow_err);
+    if (follow_err) {
+        *err = follow_err;
+        zstr_free (&ha_bind);
+        zstr_free (&client);
+        return -1;
+    }
     zr_repl_opts_t opts = {
         role, mode,
         ha_bind,
-        zr_setting_get (self->cfg, "broker", zr_broker_settings, "master"),
+        master,
         client ? client : "", (int) min_insync, (int) lag, (int) ack, keep,
         (int) sndhwm, (int) rcvhwm, self->flush_sync,
         self->failover_on ? self->broker_id : -1
@@ -4822,6 +4866,7 @@ s_repl_start (broker_t *self, const char *bind, char **err)
     self->repl = zr_repl_new (self->store, &opts, err);
     zstr_free (&ha_bind);
     zstr_free (&client);
+    self->follow_since = zclock_mono ();
     return self->repl ? 0 : -1;
 }
 
@@ -4918,33 +4963,28 @@ s_failover_promote (broker_t *self, int64_t epoch)
 static void
 s_failover_demote (broker_t *self)
 {
-    const char *master = zr_setting_get (self->cfg, "broker",
-                                         zr_broker_settings, "master");
-    if (!master || !*master) {
-        zsys_warning ("failover: fenced at epoch %" PRId64 "; refusing "
-                      "writes; no --master to follow, so not following",
-                      zr_failover_fenced (self->failover));
-        self->fo_next = INT64_MAX;
-        return;
-    }
     s_sync_release (self, false);
     s_vis_reset (self);
     char *err = NULL;
     zr_repl_destroy (&self->repl);
+    //  Our --master (if any) may be stale (ourselves, or a dead broker):
+    //  follow the master the nameservers name (s_follow_tick).
+    self->follow_ns = true;
+    zstr_free (&self->follow);
+    self->follow_at = 0;
     if (zr_repl_demote_store (self->store, (uint64_t) zr_failover_fenced (
                                   self->failover), &err)
     ||  s_repl_start (self, self->repl_bind, &err)) {
-        zsys_error ("failover: cannot become a slave of %s: %s", master,
-                    err ? err : "?");
+        zsys_error ("failover: cannot become a slave: %s", err ? err : "?");
         zstr_free (&err);
         self->fo_next = INT64_MAX;
         return;
     }
-    zsys_info ("failover: fenced (epoch %" PRId64 "): now a slave of %s; "
-               "taking a full copy (our tail past the new epoch's start "
-               "was never acknowledged)", zr_failover_fenced (self->failover),
-               master);
-    zr_repl_full_copy (self->repl);
+    zsys_info ("failover: fenced (epoch %" PRId64 ", master broker %" PRId64
+               "): now a slave; asking the nameservers for the master's HA "
+               "endpoint (EPOCH_END then tells whether we hold a tail to "
+               "discard)", zr_failover_fenced (self->failover),
+               zr_failover_fenced_by (self->failover));
     self->fo_since = zclock_mono ();
     self->fo_next = self->fo_since + self->master_dead_ms;
     s_state_changed (self);
@@ -5259,6 +5299,80 @@ s_promote_tick (broker_t *self)
     }
 }
 
+//  Master discovery (protocol section 16): a slave with no master, or
+//  whose master has been silent for FOLLOW_SILENT_MS, asks the
+//  nameservers (through the link, never blocking) which broker of its
+//  group is registered as master at the highest epoch, and follows its
+//  HA endpoint.
+
+#define FOLLOW_ASK_MS 1000          //  between FIND_MASTERs
+#define FOLLOW_SILENT_MS 1000       //  master silence that asks again
+
+static void
+s_follow_tick (broker_t *self)
+{
+    if (!self->nslink || !self->repl || !zr_repl_is_slave (self->repl))
+        return;
+    int64_t now = zclock_mono ();
+    if (now < self->follow_at)
+        return;
+    bool waiting = !*zr_repl_following (self->repl);
+    int64_t silent = zr_repl_silence_ms (self->repl);
+    if (silent < 0)
+        silent = now - self->follow_since;
+    if (!waiting && silent <= FOLLOW_SILENT_MS)
+        return;
+    char id [24];
+    snprintf (id, sizeof id, "%" PRId64, self->broker_id);
+    zstr_sendx (self->nslink, "FIND_MASTER", zr_store_group (self->store),
+                id, NULL);
+    self->follow_at = now + FOLLOW_ASK_MS;
+}
+
+//  The link's answer to FIND_MASTER: follows ha when it is another
+//  master than the one we follow, of our epoch or a later one.
+static void
+s_follow_found (broker_t *self, const char *ha, int64_t epoch, int64_t id)
+{
+    if (!self->repl || !zr_repl_is_slave (self->repl))
+        return;
+    const char *now_following = zr_repl_following (self->repl);
+    if (!*ha || epoch < (int64_t) zr_store_epoch (self->store)) {
+        if (!*now_following && !self->follow_none_told)
+            zsys_info ("repl: the nameservers name no master of group %s "
+                       "at epoch %" PRIu64 " or later yet; serving reads, "
+                       "asking again every %d ms",
+                       zr_store_group (self->store),
+                       zr_store_epoch (self->store), FOLLOW_ASK_MS);
+        self->follow_none_told = true;
+        return;
+    }
+    if (streq (ha, now_following))
+        return;
+    self->follow_none_told = false;
+    zsys_info ("repl: the nameservers name broker %" PRId64 " master of "
+               "group %s at epoch %" PRId64 ": following %s%s%s", id,
+               zr_store_group (self->store), epoch, ha,
+               *now_following ? " instead of " : "", now_following);
+    char *follow = strdup (ha);
+    zstr_free (&self->follow);
+    self->follow = follow;
+    char *err = NULL;
+    zr_repl_destroy (&self->repl);
+    if (s_repl_start (self, self->repl_bind, &err)) {
+        zsys_error ("repl: cannot follow %s: %s", ha, err ? err : "?");
+        zstr_free (&err);
+        zstr_free (&self->follow);
+        //  Wait without a master rather than run without replication.
+        self->follow_ns = true;
+        if (s_repl_start (self, self->repl_bind, &err)) {
+            zsys_error ("repl: %s", err ? err : "?");
+            zstr_free (&err);
+        }
+    }
+    self->fo_since = zclock_mono ();
+}
+
 static int
 s_start (broker_t *self, char **err)
 {
@@ -5560,6 +5674,7 @@ zr_broker_actor (zsock_t *pipe, void *args)
                 s_promote_tick (self);
                 s_failover_tick (self);
             }
+            s_follow_tick (self);
         }
     }
     //  Answer what we have, refuse what is queued, close the store.
@@ -5609,6 +5724,7 @@ zr_broker_actor (zsock_t *pipe, void *args)
     zr_repl_destroy (&self->repl);      //  before the store closes
     zr_failover_destroy (&self->failover);
     zstr_free (&self->repl_bind);
+    zstr_free (&self->follow);
     zstr_free (&self->fo_isr);
     waiter_t *w = (waiter_t *) zlistx_first (self->waiters);
     while (w) {

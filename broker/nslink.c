@@ -20,6 +20,8 @@
 #define NS_MAX 16
 #define PROBE_ENDPOINT "tcp://127.0.0.1:9876"
 #define PROBE_MS 200
+#define FIND_MS 500             //  FIND_MASTER: wait for every answer
+#define QUERY_RID (1ULL << 40)  //  rids at or above: FIND_MASTER queries
 
 typedef struct {
     char *endpoint;
@@ -54,6 +56,15 @@ typedef struct {
     wait_t waits [64];
     size_t wait_count;
     int64_t next_heartbeat;
+    //  FIND_MASTER: one query round at a time (rid find_rid)
+    uint64_t find_rid;          //  0: no round open
+    int64_t find_end;
+    size_t find_answered;
+    char find_group [ZR_NAME_MAX + 1];
+    int64_t find_self;          //  our broker id (never named)
+    char *find_ha;              //  best so far
+    int64_t find_epoch;
+    int64_t find_id;
 } nslink_t;
 
 //  --------------------------------------------------------------------
@@ -161,9 +172,17 @@ s_encode_register (nslink_t *self, ns_t *ns)
         &&  len > 6 && memcmp (s, "tcp://", 6) == 0)
             tcp++;
     }
+    //  The HA endpoint (a master's replication ROUTER), advertised like
+    //  the client endpoints: slaves find their master through it.
+    char ha [ZR_NAME_MAX + 256] = "";
+    zr_field_strbuf (st, "ha", ha, sizeof ha);
+    char *ha_adv = *ha ? zr_nslink_advertise (ha, ns->endpoint) : NULL;
     zr_enc_t *e = self->enc;
     zr_enc_reset (e);
-    zr_enc_map (e, 11);
+    zr_enc_map (e, ha_adv ? 12 : 11);
+    if (ha_adv)
+        zr_enc_kstr (e, "ha", ha_adv);
+    free (ha_adv);
     zr_enc_kint (e, "v", ZR_PROTOCOL_VERSION);
     zr_enc_kstr (e, "cmd", "REGISTER");
     zr_enc_kint (e, "rid", (int64_t) self->gen);
@@ -275,6 +294,90 @@ s_ns_add (nslink_t *self, const char *endpoint)
         s_send_info (self);
 }
 
+//  --------------------------------------------------------------------
+//  FIND_MASTER: which broker of our group the nameservers name master
+//  (registered as master at the highest epoch, with an HA endpoint)
+
+static void
+s_find_start (nslink_t *self, zmsg_t *msg)
+{
+    char *group = zmsg_popstr (msg);
+    char *id = zmsg_popstr (msg);
+    if (group && id && strlen (group) <= ZR_NAME_MAX && !self->find_rid
+    &&  self->ns_count) {
+        strcpy (self->find_group, group);
+        self->find_self = atoll (id);
+        self->find_rid = QUERY_RID + (uint64_t) zclock_mono ();
+        self->find_end = zclock_mono () + FIND_MS;
+        self->find_answered = 0;
+        self->find_epoch = -1;
+        self->find_id = -1;
+        zstr_free (&self->find_ha);
+        zr_enc_t *e = self->enc;
+        for (size_t i = 0; i < self->ns_count; i++) {
+            zr_enc_reset (e);
+            zr_enc_map (e, 3);
+            zr_enc_kint (e, "v", ZR_PROTOCOL_VERSION);
+            zr_enc_kstr (e, "cmd", "GET_CLUSTER");
+            zr_enc_kint (e, "rid", (int64_t) self->find_rid);
+            zmq_send (zsock_resolve (self->ns [i].dealer), zr_enc_data (e),
+                      zr_enc_size (e), ZMQ_DONTWAIT);
+        }
+    }
+    else
+    if (group && id && !self->find_rid)
+        zstr_sendx (self->pipe, "MASTER", "", "0", "-1", NULL);
+    zstr_free (&group);
+    zstr_free (&id);
+}
+
+//  A GET_CLUSTER answer of the open round: keeps the best master.
+static void
+s_find_answer (nslink_t *self, const zr_obj_t *h)
+{
+    self->find_answered++;
+    const zr_obj_t *brokers = zr_obj_get (h, "brokers");
+    size_t count = brokers && zr_obj_is_array (brokers)
+                 ? zr_obj_size (brokers) : 0;
+    for (size_t i = 0; i < count; i++) {
+        const zr_obj_t *b = zr_obj_at (brokers, i);
+        char group [ZR_NAME_MAX + 1], role [16], ha [512];
+        int64_t id = -1, epoch = 0;
+        if (zr_field_strbuf (b, "group", group, sizeof group) != ZR_FIELD_OK
+        ||  zr_field_strbuf (b, "role", role, sizeof role) != ZR_FIELD_OK
+        ||  zr_field_strbuf (b, "ha", ha, sizeof ha) != ZR_FIELD_OK
+        ||  zr_field_int (b, "broker_id", &id) != ZR_FIELD_OK
+        ||  zr_field_int (b, "epoch", &epoch) != ZR_FIELD_OK
+        ||  strneq (group, self->find_group) || strneq (role, "master")
+        ||  !*ha || id == self->find_self)
+            continue;
+        if (epoch > self->find_epoch) {
+            self->find_epoch = epoch;
+            self->find_id = id;
+            zstr_free (&self->find_ha);
+            self->find_ha = strdup (ha);
+        }
+    }
+}
+
+//  Ends the round when every nameserver answered or the wait is over:
+//  tells the broker MASTER ha epoch id ("" 0 -1 when none is named).
+static void
+s_find_check (nslink_t *self)
+{
+    if (!self->find_rid || (self->find_answered < self->ns_count
+                            && zclock_mono () < self->find_end))
+        return;
+    char epoch [24], id [24];
+    snprintf (epoch, sizeof epoch, "%" PRId64,
+              self->find_epoch > 0 ? self->find_epoch : 0);
+    snprintf (id, sizeof id, "%" PRId64, self->find_id);
+    zstr_sendx (self->pipe, "MASTER", self->find_ha ? self->find_ha : "",
+                epoch, id, NULL);
+    self->find_rid = 0;
+    zstr_free (&self->find_ha);
+}
+
 //  Reads a nameserver's reply.
 static void
 s_ns_reply (nslink_t *self, ns_t *ns)
@@ -291,6 +394,11 @@ s_ns_reply (nslink_t *self, ns_t *ns)
     char status [32] = "";
     if (h && zr_field_int (h, "rid", &rid) == 0
     &&  zr_field_strbuf (h, "status", status, sizeof status) == 0) {
+        if ((uint64_t) rid >= QUERY_RID) {
+            if ((uint64_t) rid == self->find_rid && streq (status, "OK"))
+                s_find_answer (self, h);
+        }
+        else
         if (streq (status, "OK")) {
             if ((uint64_t) rid > ns->acked)
                 ns->acked = (uint64_t) rid;
@@ -483,6 +591,9 @@ s_pipe_command (nslink_t *self)
         zstr_free (&gen);
     }
     else
+    if (streq (verb, "FIND_MASTER"))
+        s_find_start (self, msg);
+    else
     if (streq (verb, "NAMESERVERS")) {
         zmsg_t *reply = zmsg_new ();
         zmsg_addstr (reply, "OK");
@@ -540,6 +651,8 @@ zr_nslink_actor (zsock_t *pipe, void *args)
         for (size_t i = 0; i < self->wait_count; i++)
             if (self->waits [i].deadline - now < timeout)
                 timeout = self->waits [i].deadline - now;
+        if (self->find_rid && self->find_end - now < timeout)
+            timeout = self->find_end - now;
         if (timeout < 0)
             timeout = 0;
         if (zmq_poll (items, (int) n, (long) timeout) == -1)
@@ -565,6 +678,7 @@ zr_nslink_actor (zsock_t *pipe, void *args)
             s_send_info (self);
         }
         s_check_waits (self);
+        s_find_check (self);
     }
     //  Unregister, and give the nameservers a moment to hear it.
     if (self->state && self->ns_count) {
@@ -600,6 +714,7 @@ zr_nslink_actor (zsock_t *pipe, void *args)
     zr_hdr_destroy (&self->state);
     zframe_destroy (&self->state_frame);
     zr_enc_destroy (&self->enc);
+    free (self->find_ha);
     free (self->cluster);
     free (self->interface);
     free (self);

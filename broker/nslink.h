@@ -23,6 +23,12 @@
             acknowledged a state >= gen, or 3 s after gen was handed over
             (then acked < total); gen as a decimal string
       NAMESERVERS                    -> "OK" endpoint...
+      FIND_MASTER group broker_id    -> (later, unasked) MASTER ha epoch id:
+            asks every nameserver (GET_CLUSTER) which broker of group,
+            other than broker_id, is registered as master at the highest
+            epoch with an HA endpoint; answers once all answered or after
+            500 ms; ha "" (epoch 0, id -1) when none. Ignored while a
+            round is open.
       $TERM                          unregisters (waits up to 500 ms)
 */
 #ifndef ZR_NSLINK_H_INCLUDED

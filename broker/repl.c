@@ -18,6 +18,9 @@
         APPLY epoch seq hash payload    next batch, in order
         MASTER endpoint                 the master's client endpoint
         INFO map
+        TRUNCATED count end         EPOCH_END: count batches above the
+                                    master's end of our epoch (a tail)
+                                    are discarded (full copy follows)
 
     Numbers in binary frames are 8 bytes big-endian. The wire (DEALER to
     ROUTER, and PUB) is in protocol.md section 16.
@@ -164,6 +167,7 @@ typedef struct {
     bool in_sync;
     bool welcomed;
     int64_t bid;                //  broker id ("zrb:ID:..."), or -1
+    bool ack_refused;           //  an ACK beyond our history was logged
 } slave_t;
 
 //  Failover: a slave broker that still counts for the high-water mark
@@ -234,6 +238,7 @@ typedef struct {
     uint64_t recorded_ver;      //  version the last RECORDED counts to
     held_t held [HELD_MAX];
     size_t held_count;
+    uint64_t epoch_ends;        //  EPOCH_END requests answered
 } master_t;
 
 static void
@@ -452,7 +457,7 @@ s_master_info (master_t *self)
 {
     int64_t now = zclock_mono ();
     zr_enc_t *e = zr_enc_new ();
-    zr_enc_map (e, 16);
+    zr_enc_map (e, 17);
     zr_enc_kstr (e, "pub_endpoint", self->pub_ep);
     zr_enc_kint (e, "isr_ver", (int64_t) self->isr_ver);
     size_t held = 0;
@@ -471,6 +476,7 @@ s_master_info (master_t *self)
     for (size_t i = 0; i < self->held_count; i++)
         if (self->held [i].recorded)
             zr_enc_int (e, self->held [i].bid);
+    zr_enc_kint (e, "epoch_ends", (int64_t) self->epoch_ends);
     zr_enc_kint (e, "test_dropped", (int64_t) self->dropped);
     zr_enc_kint (e, "full_copies", (int64_t) self->copies);
     zr_enc_kint (e, "full_copy_chunks", (int64_t) self->copy_chunks);
@@ -737,6 +743,58 @@ s_master_copy (master_t *self, zframe_t *identity, zmsg_t *msg)
     s_send_nowait (&reply, zsock_resolve (self->router));
 }
 
+//  EPOCH_END epoch: the last sequence of that epoch in our history (the
+//  first sequence of the next recorded epoch, minus 1; our last when it
+//  is still running here) and its hash (empty when the log no longer
+//  holds it). A returning slave that wrote batches as master of an older
+//  epoch learns where that epoch ended (protocol.md section 16).
+static void
+s_master_epoch_end (master_t *self, zframe_t *identity, zmsg_t *msg)
+{
+    uint64_t epoch, end = 0;
+    zframe_t *e = zmsg_pop (msg);
+    int rc = s_frame_u64 (e, &epoch);
+    zframe_destroy (&e);
+    if (rc)
+        return;
+    rc = zr_store_epoch_end (self->store, epoch, &end);
+    if (rc < 0)
+        return;                     //  read error (logged): asked again
+    if (rc == 1) {
+        end = zr_store_repl_last (self->store);
+        if (end < self->seq)
+            end = self->seq;
+    }
+    unsigned char hash [ZR_STORE_HASH_LEN];
+    bool have = zr_store_repl_hash (self->store, end, hash) == 0;
+    zmsg_t *reply = zmsg_new ();
+    zmsg_append (reply, &(zframe_t *) { zframe_dup (identity) });
+    zmsg_addstr (reply, "EPOCH_END");
+    s_add_u64 (reply, epoch);
+    s_add_u64 (reply, end);
+    zmsg_addmem (reply, hash, have ? ZR_STORE_HASH_LEN : 0);
+    s_send_nowait (&reply, zsock_resolve (self->router));
+    self->epoch_ends++;
+}
+
+//  An ACK above the sequence we know: plausible when we missed BATCH
+//  messages (then our store holds it); not from a slave that acks a
+//  history we never wrote (a returning master's tail, or the slave of
+//  another master reconnecting to a reused port), which would make us
+//  announce, and wait for, batches that do not exist.
+static bool
+s_ack_plausible (master_t *self, slave_t *slave, uint64_t seq)
+{
+    uint64_t last = zr_store_repl_last (self->store);
+    if (seq <= last)
+        return true;
+    if (!slave->ack_refused)
+        zsys_warning ("repl: slave %.16s acks %" PRIu64 ", beyond our last "
+                      "batch %" PRIu64 ": ignored", slave->key, seq, last);
+    slave->ack_refused = true;
+    return false;
+}
+
 static void
 s_master_router (master_t *self)
 {
@@ -813,7 +871,7 @@ s_master_router (master_t *self)
         uint64_t seq;
         zframe_t *s = zmsg_pop (msg);
         if (!s_frame_u64 (s, &seq) && seq >= slave->acked
-        &&  seq <= self->seq + 1000000) {
+        &&  (seq <= self->seq || s_ack_plausible (self, slave, seq))) {
             slave->acked = seq;
             slave->acked_at = zclock_mono ();
             if (seq > self->seq)
@@ -825,6 +883,9 @@ s_master_router (master_t *self)
     else
     if (streq (cmd, "FULL_COPY"))
         s_master_copy (self, identity, msg);
+    else
+    if (streq (cmd, "EPOCH_END"))
+        s_master_epoch_end (self, identity, msg);
     zstr_free (&cmd);
     zframe_destroy (&identity);
     zmsg_destroy (&msg);
@@ -1029,6 +1090,8 @@ typedef struct {
     char *cf_map;
     char *copy_dir;             //  staging directory for a full copy
     uint64_t seq;
+    zr_store_t *store;          //  read only ("any thread" calls)
+    uint64_t last_epoch;        //  epoch of our last batch
 } slave_args_t;
 
 typedef struct {
@@ -1067,6 +1130,15 @@ typedef struct {
     int64_t copy_at;
     uint64_t copies;
     uint64_t copy_bytes;
+    //  EPOCH_END: asked after WELCOME when our last batch is of an older
+    //  epoch than the master's; fetching waits for the answer
+    zr_store_t *store;          //  read only: our hash at the epoch's end
+    uint64_t last_epoch;        //  epoch of the last batch we forwarded
+    uint64_t master_epoch;      //  from WELCOME
+    uint64_t checked_epoch;     //  master epoch we checked against
+    bool epoch_checking;
+    int64_t epoch_check_at;
+    uint64_t truncated;         //  batches above an epoch end, discarded
 } follower_t;
 
 static void
@@ -1198,8 +1270,8 @@ s_offer (follower_t *self, zmsg_t *msg, bool streamed)
         return;
     if (seq > self->master_seq)
         self->master_seq = seq;
-    if (self->copying || self->installing)
-        ;                       //  the copy brings it
+    if (self->copying || self->installing || self->epoch_checking)
+        ;                       //  the copy (or the check) decides
     else
     if (seq <= self->forwarded)
         self->dups++;
@@ -1213,6 +1285,7 @@ s_offer (follower_t *self, zmsg_t *msg, bool streamed)
         zmsg_append (out, &payload);
         zmsg_send (&out, self->pipe);
         self->forwarded = seq;
+        self->last_epoch = epoch;
         if (streamed)
             self->streamed++;
         else
@@ -1226,6 +1299,80 @@ s_offer (follower_t *self, zmsg_t *msg, bool streamed)
     }
     zframe_destroy (&hash);
     zframe_destroy (&payload);
+}
+
+//  Asks the master where our last epoch ended in its history; fetching
+//  waits for the answer (s_epoch_answer).
+static void
+s_epoch_ask (follower_t *self)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "EPOCH_END");
+    s_add_u64 (msg, self->last_epoch);
+    s_send_nowait (&msg, zsock_resolve (self->dealer));
+    self->epoch_checking = true;
+    self->epoch_check_at = zclock_mono ();
+    self->fetching = false;
+    zsys_info ("repl: our last batch %" PRIu64 " is of epoch %" PRIu64
+               ", the master is at epoch %" PRIu64 ": asking where epoch %"
+               PRIu64 " ended (EPOCH_END)", self->forwarded,
+               self->last_epoch, self->master_epoch, self->last_epoch);
+}
+
+//  EPOCH_END epoch end hash: batches we hold above end were never in the
+//  master's history (a tail we wrote as master of an older epoch). The
+//  store cannot undo them, so they are discarded by a full copy; without
+//  a tail, and with our hash at end equal to the master's, we catch up.
+static void
+s_epoch_answer (follower_t *self, zmsg_t *msg)
+{
+    uint64_t epoch, end;
+    zframe_t *e = zmsg_pop (msg), *n = zmsg_pop (msg), *h = zmsg_pop (msg);
+    bool ok = !s_frame_u64 (e, &epoch) && !s_frame_u64 (n, &end) && h
+           && (zframe_size (h) == 0 || zframe_size (h) == ZR_STORE_HASH_LEN);
+    if (ok && self->epoch_checking && epoch == self->last_epoch) {
+        self->epoch_checking = false;
+        self->checked_epoch = self->master_epoch;
+        uint64_t mine = self->forwarded;
+        unsigned char ours [ZR_STORE_HASH_LEN];
+        bool known = zframe_size (h) == ZR_STORE_HASH_LEN;
+        bool same = known && end <= self->applied
+                 && zr_store_repl_hash (self->store, end, ours) == 0
+                 && memcmp (ours, zframe_data (h), ZR_STORE_HASH_LEN) == 0;
+        if (mine < end || (mine == end && same)) {
+            zsys_info ("repl: epoch %" PRIu64 " ended at %" PRIu64 " on "
+                       "the master; we have %" PRIu64 ": no tail, catching "
+                       "up", epoch, end, mine);
+            s_fetch (self);
+        }
+        else {
+            uint64_t tail = mine > end ? mine - end : 0;
+            self->truncated += tail;
+            if (same)
+                zsys_warning ("repl: epoch %" PRIu64 " ended at %" PRIu64
+                              " on the master; we hold %" PRIu64 " batches "
+                              "above it (a tail never replicated): "
+                              "discarding them by a full copy", epoch, end,
+                              tail);
+            else
+                zsys_warning ("repl: epoch %" PRIu64 " ended at %" PRIu64
+                              " on the master; our history differs %s it "
+                              "(%" PRIu64 " batches above it): full copy",
+                              epoch, end, known ? "at" : "or is unknown at",
+                              tail);
+            char count [24], at [24];
+            snprintf (count, sizeof count, "%" PRIu64, tail);
+            snprintf (at, sizeof at, "%" PRIu64, end);
+            zstr_sendx (self->pipe, "TRUNCATED", count, at, NULL);
+            s_copy_start (self);
+        }
+    }
+    else
+    if (!ok)
+        zsys_warning ("repl: malformed EPOCH_END from %s", self->master);
+    zframe_destroy (&e);
+    zframe_destroy (&n);
+    zframe_destroy (&h);
 }
 
 static void
@@ -1260,8 +1407,15 @@ s_follower_dealer (follower_t *self)
             zstr_free (&self->refused);
             if (seq > self->master_seq)
                 self->master_seq = seq;
+            self->master_epoch = epoch;
             zstr_sendx (self->pipe, "MASTER", client, NULL);
-            s_fetch (self);
+            if (self->forwarded > 0 && self->last_epoch < epoch
+            &&  self->checked_epoch != epoch && !self->copying
+            &&  !self->installing)
+                s_epoch_ask (self);
+            else
+            if (!self->epoch_checking)
+                s_fetch (self);
         }
         zframe_destroy (&e);
         zframe_destroy (&s);
@@ -1288,7 +1442,7 @@ s_follower_dealer (follower_t *self)
             self->fetching = false;
             if (mseq > self->master_seq)
                 self->master_seq = mseq;
-            if (self->master_seq > self->forwarded)
+            if (self->master_seq > self->forwarded && !self->epoch_checking)
                 s_fetch (self);
         }
         zframe_destroy (&l);
@@ -1314,6 +1468,9 @@ s_follower_dealer (follower_t *self)
             zmsg_append (out, &f);
         s_send_nowait (&out, zsock_resolve (self->pipe));
     }
+    else
+    if (streq (cmd, "EPOCH_END"))
+        s_epoch_answer (self, msg);
     else
     if (streq (cmd, "COPY"))
         s_copy_chunk (self, msg);
@@ -1351,7 +1508,8 @@ s_follower_sub (follower_t *self)
             if (seq > self->master_seq)
                 self->master_seq = seq;
             if (seq > self->forwarded && !self->fetching && self->welcomed
-            &&  !self->copying && !self->installing)
+            &&  !self->copying && !self->installing
+            &&  !self->epoch_checking)
                 s_fetch (self);
         }
         zframe_destroy (&e);
@@ -1365,8 +1523,10 @@ static void
 s_follower_info (follower_t *self)
 {
     zr_enc_t *e = zr_enc_new ();
-    zr_enc_map (e, 17);
+    zr_enc_map (e, 19);
     zr_enc_kstr (e, "master", self->master);
+    zr_enc_kint (e, "truncated_batches", (int64_t) self->truncated);
+    zr_enc_kint (e, "last_epoch", (int64_t) self->last_epoch);
     zr_enc_kint (e, "full_copies", (int64_t) self->copies);
     zr_enc_kint (e, "full_copy_bytes", (int64_t) self->copy_bytes);
     zr_enc_kstr (e, "stream", self->pub_ep ? self->pub_ep : "");
@@ -1422,12 +1582,22 @@ s_follower_tick (follower_t *self)
         }
     }
     else {
+        if (self->epoch_checking
+        &&  now - self->epoch_check_at > FETCH_TIMEOUT_MS) {
+            //  A master that does not answer EPOCH_END: catch up, and
+            //  let the hash chain check on apply find a diverged tail.
+            zsys_warning ("repl: master %s did not answer EPOCH_END; "
+                          "catching up", self->master);
+            self->epoch_checking = false;
+            self->checked_epoch = self->master_epoch;
+        }
         if (self->fetching && now - self->fetch_at > FETCH_TIMEOUT_MS)
             self->fetching = false;
-        if (!self->fetching && self->master_seq > self->forwarded)
+        if (!self->fetching && !self->epoch_checking
+        &&  self->master_seq > self->forwarded)
             s_fetch (self);
-        if (now - self->ack_at >= HEARTBEAT_MS)
-            s_ack (self);
+        if (now - self->ack_at >= HEARTBEAT_MS && !self->epoch_checking)
+            s_ack (self);           //  (our history is not confirmed yet)
         //  A master silent for long: say hello again (it may be back
         //  with a new stream endpoint).
         if (now - self->heard_at > FETCH_TIMEOUT_MS) {
@@ -1452,6 +1622,8 @@ s_slave_actor (zsock_t *pipe, void *args)
     self->cf_map = strdup (a->cf_map);
     self->copy_dir = strdup (a->copy_dir);
     self->applied = self->forwarded = self->master_seq = a->seq;
+    self->store = a->store;
+    self->last_epoch = a->last_epoch;
     self->dealer = zsock_new (ZMQ_DEALER);
     zsock_set_linger (self->dealer, 0);
     if (self->opts.broker_id >= 0)
@@ -1509,6 +1681,8 @@ s_slave_actor (zsock_t *pipe, void *args)
                                seq);
                     self->installing = false;
                     self->applied = self->forwarded = seq;
+                    self->last_epoch = zr_store_epoch_of (self->store, seq);
+                    self->checked_epoch = self->master_epoch;
                     if (self->master_seq < seq)
                         self->master_seq = seq;
                     self->fetching = false;
@@ -1589,6 +1763,8 @@ struct _zr_repl_t {
     uint64_t takeover;          //  slave: epoch a master resigned for us
     char *recorded;             //  last RECORDED handed to the actor
     uint64_t recorded_ver;
+    char *following;            //  slave: the master's HA endpoint, or ""
+    uint64_t truncated;         //  batches of a tail discarded (EPOCH_END)
 };
 
 static void
@@ -1631,12 +1807,8 @@ zr_repl_new (zr_store_t *store, const zr_repl_opts_t *opts, char **err)
         return NULL;
     }
     bool slave = streq (role, "slave");
-    if (slave && (!opts->master || !*opts->master)) {
-        *err = zsys_sprintf ("setting master: a slave needs --master (the "
-                             "master's HA endpoint)");
-        return NULL;
-    }
     zr_repl_t *self = (zr_repl_t *) zmalloc (sizeof (zr_repl_t));
+    self->following = strdup (slave && opts->master ? opts->master : "");
     self->store = store;
     self->mode = m;
     self->slave = slave;
@@ -1650,12 +1822,18 @@ zr_repl_new (zr_store_t *store, const zr_repl_opts_t *opts, char **err)
     self->master_client = strdup ("");
     self->info = zchunk_new (NULL, 0);
     char *cf_map = zr_store_cf_map (store);
+    if (slave && !*self->following)
+        //  No master known yet: the broker asks the nameservers
+        //  (zr_repl_following) and makes a new zr_repl_t to follow it.
+        zr_store_set_repl_log (store, true);
+    else
     if (slave) {
         zr_store_set_repl_log (store, true);
         char *copy_dir = zsys_sprintf ("%s.repl-fullcopy",
                                        zr_store_path (store));
         slave_args_t a = { *opts, (char *) opts->master, cf_map, copy_dir,
-                           zr_store_seq (store) };
+                           zr_store_seq (store), store,
+                           zr_store_epoch_of (store, zr_store_seq (store)) };
         self->actor = zactor_new (s_slave_actor, &a);
         zstr_free (&copy_dir);
         char *status = NULL, *reason = NULL;
@@ -1698,7 +1876,8 @@ zr_repl_new (zr_store_t *store, const zr_repl_opts_t *opts, char **err)
     }
     zsys_info ("repl: %s, replication %s%s%s", slave ? "slave" : "master",
                mode, slave ? ", following " : "",
-               slave ? opts->master : "");
+               !slave ? "" : *self->following ? self->following
+                                              : "(no master known yet)");
     return self;
 }
 
@@ -1718,6 +1897,7 @@ zr_repl_destroy (zr_repl_t **self_p)
     free (self->master_client);
     free (self->apply_error);
     free (self->recorded);
+    free (self->following);
     free (self);
     *self_p = NULL;
 }
@@ -1829,6 +2009,13 @@ zr_repl_event (zr_repl_t *self)
             zframe_destroy (&e);
         }
         else
+        if (streq (verb, "TRUNCATED")) {
+            char *count = zmsg_popstr (msg);
+            if (count)
+                self->truncated += strtoull (count, NULL, 10);
+            zstr_free (&count);
+        }
+        else
         if (streq (verb, "MASTER")) {
             char *ep = zmsg_popstr (msg);
             if (ep) {
@@ -1907,6 +2094,12 @@ zr_repl_master (zr_repl_t *self)
     return self ? self->master_client : "";
 }
 
+const char *
+zr_repl_following (zr_repl_t *self)
+{
+    return self && self->slave ? self->following : "";
+}
+
 void
 zr_repl_stats (zr_repl_t *self, zr_enc_t *enc)
 {
@@ -1919,7 +2112,7 @@ zr_repl_stats (zr_repl_t *self, zr_enc_t *enc)
     char hex [ZR_STORE_HASH_LEN * 2 + 1];
     s_hex (zr_store_hash (self->store), ZR_STORE_HASH_LEN, hex);
     static const char *modes [] = { "none", "async", "sync" };
-    zr_enc_map (enc, 13);
+    zr_enc_map (enc, 15);
     zr_enc_kstr (enc, "role", self->slave ? "slave" : "master");
     //  Failover: the slaves a majority of nameservers may have recorded
     //  (as last handed to the master actor; [] without failover)
@@ -1934,6 +2127,8 @@ zr_repl_stats (zr_repl_t *self, zr_enc_t *enc)
         p = strchr (p, ',');
         p = p ? p + 1 : "";
     }
+    zr_enc_kstr (enc, "following", self->following);
+    zr_enc_kint (enc, "truncated_batches", (int64_t) self->truncated);
     zr_enc_kint (enc, "full_copies", (int64_t) self->full_copies);
     zr_enc_kstr (enc, "mode", modes [self->mode]);
     zr_enc_kint (enc, "epoch", (int64_t) zr_store_epoch (self->store));

@@ -37,6 +37,7 @@ typedef struct {
     const char *ha_bind;        //  ROUTER endpoint; the PUB binds the
                                 //  next port (or another ephemeral one)
     const char *master;         //  slave: the master's ROUTER endpoint
+                                //  (NULL or "": none known yet)
     const char *client_endpoint;    //  ours, told to slaves
     int min_insync;
     int isr_max_lag_ms;
@@ -100,6 +101,13 @@ const char *
 //  Slave: the master's client endpoint when known, else "" (borrowed).
 const char *
     zr_repl_master (zr_repl_t *self);
+
+//  Slave: the master's HA endpoint it follows, or "" when it was made
+//  without one (opts.master NULL or ""): it then waits, serving reads,
+//  until the broker makes a new zr_repl_t with the master the nameservers
+//  name. "" on a master. Borrowed.
+const char *
+    zr_repl_following (zr_repl_t *self);
 
 //  Encodes "repl" and a map of replication state (one map entry).
 void

@@ -22,6 +22,7 @@ typedef struct {
     bool master;
     char **endpoints;
     size_t endpoint_count;
+    char *ha;                           //  HA (replication) endpoint or NULL
     int64_t epoch;
     reg_topic_t *topics;
     size_t topic_count;
@@ -61,6 +62,7 @@ s_broker_destroy (reg_broker_t **self_p)
     for (size_t i = 0; i < self->endpoint_count; i++)
         free (self->endpoints [i]);
     free (self->endpoints);
+    free (self->ha);
     for (size_t i = 0; i < self->topic_count; i++)
         free (self->topics [i].name);
     free (self->topics);
@@ -272,6 +274,39 @@ s_read_endpoints (const zr_obj_t *request, reg_broker_t *broker,
     return ZR_OK;
 }
 
+//  The optional `ha` field: the broker's HA (replication ROUTER)
+//  endpoint, which slaves follow (protocol.md section 16). "" or nil: none.
+static zr_status_t
+s_read_ha (const zr_obj_t *request, reg_broker_t *broker, char *reason,
+           size_t size)
+{
+    const zr_obj_t *ha = zr_obj_get (request, "ha");
+    if (!ha || zr_obj_is_nil (ha))
+        return ZR_OK;
+    const char *s;
+    size_t len;
+    if (zr_obj_str (ha, &s, &len) != ZR_FIELD_OK)
+        return s_error (reason, size, ZR_MALFORMED,
+                        "field 'ha' must be a string");
+    if (len == 0)
+        return ZR_OK;
+    if (!s_valid_endpoint (s, len))
+        return s_error (reason, size, ZR_BAD_ARGUMENT,
+                        "field 'ha' is not a tcp://, ipc:// or inproc:// "
+                        "endpoint of at most %d bytes",
+                        ZR_REGISTRY_ENDPOINT_MAX);
+    broker->ha = (char *) malloc (len + 1);
+    assert (broker->ha);
+    memcpy (broker->ha, s, len);
+    broker->ha [len] = 0;
+    if (s_wildcard_endpoint (broker->ha))
+        return s_error (reason, size, ZR_BAD_ARGUMENT,
+                        "field 'ha' '%s' has a wildcard host or port; "
+                        "advertise an address other hosts can reach",
+                        broker->ha);
+    return ZR_OK;
+}
+
 static zr_status_t
 s_read_topics (const zr_obj_t *request, reg_broker_t *broker,
                char *reason, size_t size)
@@ -408,6 +443,8 @@ zr_registry_register (zr_registry_t *self, const zr_obj_t *request,
         status = s_read_endpoints (request, broker, reason, size);
     if (status == ZR_OK)
         status = s_read_topics (request, broker, reason, size);
+    if (status == ZR_OK)
+        status = s_read_ha (request, broker, reason, size);
     if (status != ZR_OK) {
         s_broker_destroy (&broker);
         return status;
@@ -569,7 +606,7 @@ s_encode_group (zr_enc_t *enc, reg_broker_t **list, size_t first,
         epoch = master->epoch;
         age = s_age (master, now);
     }
-    zr_enc_map (enc, 6);
+    zr_enc_map (enc, 7);
     zr_enc_kstr (enc, "group", list [first]->group);
     zr_enc_kint (enc, "queues", queues);
     zr_enc_str (enc, "master");
@@ -584,6 +621,11 @@ s_encode_group (zr_enc_t *enc, reg_broker_t **list, size_t first,
             zr_enc_str (enc, list [i]->endpoints [0]);
     zr_enc_kint (enc, "epoch", epoch);
     zr_enc_kint (enc, "age_ms", age);
+    zr_enc_str (enc, "master_ha");
+    if (master && master->ha)
+        zr_enc_str (enc, master->ha);
+    else
+        zr_enc_nil (enc);
 }
 
 size_t
@@ -641,7 +683,7 @@ zr_registry_cluster_encode (zr_registry_t *self, int64_t now,
     zr_enc_array (enc, count);
     for (size_t i = 0; i < count; i++) {
         reg_broker_t *broker = list [i];
-        zr_enc_map (enc, 7);
+        zr_enc_map (enc, 8);
         zr_enc_kstr (enc, "group", broker->group);
         zr_enc_kint (enc, "broker_id", broker->broker_id);
         zr_enc_kstr (enc, "role", broker->master ? "master" : "slave");
@@ -658,6 +700,7 @@ zr_registry_cluster_encode (zr_registry_t *self, int64_t now,
             zr_enc_kint (enc, "queues", broker->topics [t].queues);
         }
         zr_enc_kint (enc, "age_ms", s_age (broker, now));
+        zr_enc_kstr (enc, "ha", broker->ha ? broker->ha : "");
     }
     free (list);
     return count;

@@ -73,16 +73,16 @@ size_t
 
 //  Encodes into enc (appending, not resetting) the GET_ROUTE `groups`
 //  array for topic: one map {group, queues, master, slaves, epoch,
-//  age_ms} per broker group with a broker that serves the topic, in
-//  group name order. Returns the number of groups; when 0, nothing is
+//  age_ms, master_ha} per broker group with a broker that serves the
+//  topic, in group name order. Returns the number of groups; when 0, nothing is
 //  encoded (the answer is TOPIC_NOT_FOUND).
 size_t
     zr_registry_route (zr_registry_t *self, const char *topic, int64_t now,
                        zr_enc_t *enc);
 
 //  Encodes into enc (appending) the GET_CLUSTER `brokers` array: one map
-//  {group, broker_id, role, endpoints, epoch, topics, age_ms} per broker
-//  in (group, broker_id) order. Returns the number of brokers.
+//  {group, broker_id, role, endpoints, epoch, topics, age_ms, ha} per
+//  broker in (group, broker_id) order. Returns the number of brokers.
 size_t
     zr_registry_cluster_encode (zr_registry_t *self, int64_t now,
                                 zr_enc_t *enc);

@@ -2250,3 +2250,105 @@ zr_store_ingest (zr_store_t *self, const char *dir, char **err)
     zstr_free (&rerr);
     return 0;
 }
+
+//  --------------------------------------------------------------------------
+//  Epoch history: marks "zr.epoch/EPOCH/FIRST_SEQ" (20 digits each, so
+//  key order is epoch order), committed by zr_repl_promote_store as the
+//  first batch of each epoch after the first.
+
+#define EPOCH_MARK "m/zr.epoch/"
+
+//  Calls fn (epoch, first, arg) for each recorded epoch in order until
+//  fn returns non-zero. Returns 0, or -1 on a read error.
+static int
+s_epoch_foreach (zr_store_t *self,
+                 int (*fn) (uint64_t, uint64_t, void *), void *arg)
+{
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create ();
+    const char upper [] = "m/zr.epoch0";        //  '0' follows '/'
+    rocksdb_readoptions_set_iterate_upper_bound (ro, upper,
+                                                 sizeof upper - 1);
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf (self->db, ro, self->cf [CF_META]);
+    size_t plen = strlen (EPOCH_MARK);
+    for (rocksdb_iter_seek (it, EPOCH_MARK, plen); rocksdb_iter_valid (it);
+         rocksdb_iter_next (it)) {
+        size_t klen = 0;
+        const char *key = rocksdb_iter_key (it, &klen);
+        char text [64];
+        if (klen <= plen || klen - plen >= sizeof text)
+            continue;
+        memcpy (text, key + plen, klen - plen);
+        text [klen - plen] = 0;
+        unsigned long long e, first;
+        char tail;
+        if (sscanf (text, "%20llu/%20llu%c", &e, &first, &tail) != 2)
+            continue;
+        if (fn ((uint64_t) e, (uint64_t) first, arg))
+            break;
+    }
+    char *rerr = NULL;
+    rocksdb_iter_get_error (it, &rerr);
+    int rc = 0;
+    if (rerr) {
+        zsys_error ("store: %s: reading the epoch history: %s", self->path,
+                    rerr);
+        rocksdb_free (rerr);
+        rc = -1;
+    }
+    rocksdb_iter_destroy (it);
+    rocksdb_readoptions_destroy (ro);
+    return rc;
+}
+
+typedef struct {
+    uint64_t epoch;
+    uint64_t seq;
+    uint64_t found;
+    bool have;
+} epoch_find_t;
+
+static int
+s_epoch_after (uint64_t epoch, uint64_t first, void *arg)
+{
+    epoch_find_t *f = (epoch_find_t *) arg;
+    if (epoch > f->epoch) {
+        f->found = first;
+        f->have = true;
+        return 1;
+    }
+    return 0;
+}
+
+int
+zr_store_epoch_end (zr_store_t *self, uint64_t epoch, uint64_t *end)
+{
+    assert (self);
+    assert (end);
+    epoch_find_t f = { epoch, 0, 0, false };
+    if (s_epoch_foreach (self, s_epoch_after, &f))
+        return -1;
+    if (!f.have)
+        return 1;
+    *end = f.found ? f.found - 1 : 0;
+    return 0;
+}
+
+static int
+s_epoch_at (uint64_t epoch, uint64_t first, void *arg)
+{
+    epoch_find_t *f = (epoch_find_t *) arg;
+    if (first > f->seq)
+        return 1;
+    f->found = epoch;
+    return 0;
+}
+
+uint64_t
+zr_store_epoch_of (zr_store_t *self, uint64_t seq)
+{
+    assert (self);
+    epoch_find_t f = { 0, seq, 1, false };
+    s_epoch_foreach (self, s_epoch_at, &f);
+    return f.found;
+}

@@ -410,4 +410,20 @@ int
 int
     zr_store_ingest (zr_store_t *self, const char *dir, char **err);
 
+//  Epoch history (marks "zr.epoch/EPOCH/FIRST_SEQ", replicated with the
+//  data; see zr_repl_promote_store).
+
+//  Any thread. Sets *end to the last sequence of epoch in this store's
+//  history: the first sequence of the lowest recorded epoch above it,
+//  minus 1. Returns 0, 1 when no later epoch is recorded (epoch is the
+//  current one here; *end unchanged), -1 on a read error.
+int
+    zr_store_epoch_end (zr_store_t *self, uint64_t epoch, uint64_t *end);
+
+//  Any thread. Epoch of batch seq per the history: the highest recorded
+//  epoch whose first sequence is <= seq, else 1 (the first epoch has no
+//  mark).
+uint64_t
+    zr_store_epoch_of (zr_store_t *self, uint64_t seq);
+
 #endif

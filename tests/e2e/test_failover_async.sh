@@ -184,7 +184,8 @@ echo "test_failover_async: acknowledged lost: $LOST of $BEFORE acknowledged" \
 #  The old master rejoins as a slave of the new one.
 HA=$(stat "$SLAVE" repl.ha_endpoint)
 [ -n "$HA" ] || fail "new master has no ha_endpoint"
-start rejoin "$ZR_BIN" broker --data "$T/m" --role slave --master "$HA" \
+#  No --master: fenced, it asks the nameserver for the new master.
+start rejoin "$ZR_BIN" broker --data "$T/m" --role slave \
     --min-insync 1 --broker-id 0 "${COMMON[@]}"
 OLD=$EP
 wait_log "$T/slave.err" "set for the nameservers: [0]" 60 \
@@ -203,6 +204,10 @@ for try in $(seq 1 100); do
     [ "$D0" = "$D1" ] && break
 done
 [ "$D0" = "$D1" ] || fail "digests differ at $SEQ: $D1 vs $D0"
+[ "$(stat "$OLD" repl.following)" = "$HA" ] \
+    || fail "the old master does not follow the new master's $HA"
+TRUNC=$(stat "$OLD" repl.truncated_batches)
 echo "test_failover_async: OK: promoted, serving, old master rejoined," \
      "digest equal at seq $SEQ; acknowledged lost in the async window:" \
-     "$LOST; write outage $OUTAGE ms"
+     "$LOST; write outage $OUTAGE ms; old master's tail discarded:" \
+     "$TRUNC batches"

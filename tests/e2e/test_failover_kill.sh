@@ -149,10 +149,11 @@ read_until () {
 }
 
 #  Rounds: kill the master, see the slave promoted and the producer go on;
-#  restart the killed broker as a slave of the new master (a persisted
-#  master role of the old epoch is fenced first; a tail it wrote that the
-#  new master does not have makes it take a full copy), wait until it is
-#  in the in-sync set, and kill the new master.
+#  restart the killed broker without --master (a persisted master role of
+#  the old epoch is fenced first; it asks the nameserver for the new
+#  master's HA endpoint, asks it EPOCH_END, and discards a tail it wrote
+#  that the new master does not have), wait until it is in the in-sync
+#  set, and kill the new master.
 ROUNDS=${ZR_FAILOVER_ROUNDS:-3}
 NAME=(master slave)
 DATA=("$T/m" "$T/s")
@@ -200,12 +201,16 @@ for round in $(seq 1 "$ROUNDS"); do
         [ -n "$HA" ] || fail "round $round: new master has no ha_endpoint"
         NAME[$M]="${NAME[$M]}-r$round"
         start "${NAME[$M]}" "$ZR_BIN" broker --data "${DATA[$M]}" \
-            --role slave --master "$HA" --min-insync 1 --broker-id "$M" \
-            "${COMMON[@]}"
+            --role slave --min-insync 1 --broker-id "$M" "${COMMON[@]}"
         EPS[$M]=$EP
         BPID[$M]=$PID
         wait_log "$T/${NAME[$S]}.err" "set for the nameservers: [$M]" 60 \
             || fail "round $round: the restarted broker never got in sync"
+        [ "$(stat "${EPS[$M]}" repl.following)" = "$HA" ] \
+            || fail "round $round: the restarted broker does not follow $HA"
+        echo "test_failover_kill: round $round: the old master found the" \
+             "new one through the nameserver; tail discarded:" \
+             "$(stat "${EPS[$M]}" repl.truncated_batches) batches"
     fi
     M=$S
 done

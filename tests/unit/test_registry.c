@@ -604,6 +604,72 @@ test_role_and_nil_defaults (void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
 
+//  Registers g/id (topic t) at epoch with role and field ha: the string
+//  ha when ha_str, else the int 7.
+static zr_status_t
+s_register_ha (fixture_t *f, int64_t id, const char *role, int64_t epoch,
+               const char *ha, bool ha_str, int64_t now)
+{
+    zr_enc_reset (f->enc);
+    zr_enc_map (f->enc, 8);
+    zr_enc_kstr (f->enc, "cluster", "DefaultCluster");
+    zr_enc_kstr (f->enc, "group", "g");
+    zr_enc_kint (f->enc, "broker_id", id);
+    zr_enc_kstr (f->enc, "role", role);
+    zr_enc_kint (f->enc, "epoch", epoch);
+    zr_enc_str (f->enc, "endpoints");
+    zr_enc_array (f->enc, 1);
+    zr_enc_str (f->enc, id ? "tcp://10.0.0.2:10911" : "tcp://10.0.0.1:10911");
+    zr_enc_str (f->enc, "ha");
+    if (ha_str)
+        zr_enc_str (f->enc, ha);
+    else
+        zr_enc_int (f->enc, 7);
+    zr_enc_str (f->enc, "topics");
+    zr_enc_array (f->enc, 1);
+    zr_enc_map (f->enc, 2);
+    zr_enc_kstr (f->enc, "topic", "t");
+    zr_enc_kint (f->enc, "queues", 2);
+    return zr_registry_register (f->reg, s_decode (f), now, f->reason,
+                                 sizeof f->reason);
+}
+
+//  The HA endpoint: stored, shown by GET_CLUSTER (ha) and GET_ROUTE
+//  (master_ha of the master at the highest epoch); bad values refused.
+static void
+test_ha_endpoint (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    assert_int_equal (s_register_ha (f, 0, "master", 1,
+                                     "tcp://10.0.0.1:10912", true, 100),
+                      ZR_OK);
+    assert_int_equal (s_register_ha (f, 1, "slave", 1, "", true, 100),
+                      ZR_OK);
+    const zr_obj_t *brokers = s_cluster (f, 100);
+    s_expect_str (zr_obj_at (brokers, 0), "ha", "tcp://10.0.0.1:10912");
+    s_expect_str (zr_obj_at (brokers, 1), "ha", "");
+    size_t groups;
+    const zr_obj_t *route = s_route (f, "t", 100, &groups);
+    assert_int_equal (groups, 1);
+    s_expect_str (zr_obj_at (route, 0), "master_ha", "tcp://10.0.0.1:10912");
+    //  Broker 1 becomes master of epoch 2: the route names its HA.
+    assert_int_equal (s_register_ha (f, 1, "master", 2,
+                                     "tcp://10.0.0.2:10912", true, 200),
+                      ZR_OK);
+    route = s_route (f, "t", 200, &groups);
+    s_expect_str (zr_obj_at (route, 0), "master_ha", "tcp://10.0.0.2:10912");
+    //  Refused, and the record kept: wildcard, bad scheme, not a string.
+    assert_int_equal (s_register_ha (f, 1, "master", 2, "tcp://*:10912",
+                                     true, 300), ZR_BAD_ARGUMENT);
+    assert_non_null (strstr (f->reason, "'ha'"));
+    assert_int_equal (s_register_ha (f, 1, "master", 2, "udp://x:1", true,
+                                     300), ZR_BAD_ARGUMENT);
+    assert_int_equal (s_register_ha (f, 1, "master", 2, NULL, false, 300),
+                      ZR_MALFORMED);
+    brokers = s_cluster (f, 300);
+    s_expect_str (zr_obj_at (brokers, 1), "ha", "tcp://10.0.0.2:10912");
+}
+
 int
 main (void)
 {
@@ -616,6 +682,7 @@ main (void)
         T (test_cluster_order),
         T (test_bad_input),
         T (test_role_and_nil_defaults),
+        T (test_ha_endpoint),
     };
     return cmocka_run_group_tests_name ("registry", tests, NULL, NULL);
 }

@@ -971,6 +971,54 @@ test_store_old_dir (void **state)
     zstr_free (&dir);
 }
 
+//  The epoch history (marks "zr.epoch/E/FIRST", as zr_repl_promote_store
+//  writes them): where an epoch ended, and which epoch a batch is of.
+static void
+test_store_epoch_history (void **state)
+{
+    fixture_t *f = (fixture_t *) *state;
+    zr_store_t *st = f->store;
+    char *err = NULL;
+    uint64_t end = 77;
+    assert_int_equal (zr_store_epoch_end (st, 1, &end), 1);
+    assert_int_equal (end, 77);
+    assert_int_equal (zr_store_epoch_of (st, 0), 1);
+    //  Epoch 1: batches 1..3; epoch 2 from 4 (its mark), epoch 5 from 7.
+    for (int i = 0; i < 3; i++) {
+        zr_store_batch_append (st, "t", 0, i, "x", 1);
+        assert_int_equal (zr_store_commit (st, false, &err), 0);
+    }
+    char mark [96];
+    snprintf (mark, sizeof mark, "zr.epoch/%020d/%020d", 2, 4);
+    assert_int_equal (zr_store_batch_mark_put (st, mark), 0);
+    assert_int_equal (zr_store_commit (st, false, &err), 0);
+    for (int i = 3; i < 5; i++) {
+        zr_store_batch_append (st, "t", 0, i, "x", 1);
+        assert_int_equal (zr_store_commit (st, false, &err), 0);
+    }
+    snprintf (mark, sizeof mark, "zr.epoch/%020d/%020d", 5, 7);
+    assert_int_equal (zr_store_batch_mark_put (st, mark), 0);
+    assert_int_equal (zr_store_commit (st, false, &err), 0);
+    //  Another mark that is not an epoch's is ignored.
+    assert_int_equal (zr_store_batch_mark_put (st, "zr.epochs"), 0);
+    assert_int_equal (zr_store_commit (st, false, &err), 0);
+    assert_int_equal (zr_store_seq (st), 8);
+    assert_int_equal (zr_store_epoch_end (st, 1, &end), 0);
+    assert_int_equal (end, 3);
+    assert_int_equal (zr_store_epoch_end (st, 2, &end), 0);
+    assert_int_equal (end, 6);
+    assert_int_equal (zr_store_epoch_end (st, 3, &end), 0);   //  never ran
+    assert_int_equal (end, 6);
+    end = 0;
+    assert_int_equal (zr_store_epoch_end (st, 5, &end), 1);
+    assert_int_equal (end, 0);
+    assert_int_equal (zr_store_epoch_of (st, 3), 1);
+    assert_int_equal (zr_store_epoch_of (st, 4), 2);
+    assert_int_equal (zr_store_epoch_of (st, 6), 2);
+    assert_int_equal (zr_store_epoch_of (st, 7), 5);
+    assert_int_equal (zr_store_epoch_of (st, 8), 5);
+}
+
 int
 main (void)
 {
@@ -999,6 +1047,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_store_timers, s_setup,
                                          s_teardown),
         cmocka_unit_test (test_store_old_dir),
+        cmocka_unit_test_setup_teardown (test_store_epoch_history, s_setup,
+                                         s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
