@@ -5066,6 +5066,7 @@ s_failover_tick (broker_t *self)
 #define PR_RESIGN 2             //  HA_RESIGN sent, waiting for a majority
 #define PR_TAKEOVER 3           //  TAKEOVER sent, waiting to be fenced
 #define PR_WITHDRAW 4           //  taking the resignation back
+#define PR_RESIGN_AGAIN 5       //  not accepted yet: resign again soon
 
 //  During a handover: refuses a write (NOT_MASTER, the master unknown
 //  yet: a routed producer asks its nameserver again and resends) or a
@@ -5153,9 +5154,17 @@ s_cmd_promote (broker_t *self, route_t *route, const zr_obj_t *h)
     }
     uint64_t acked;
     bool in_sync;
+    int64_t heard, lag_ms = 1000;
+    char *err = NULL;
+    if (s_setting_int (self, "isr-max-lag-ms", 1, 3600000, &lag_ms, &err))
+        zstr_free (&err);
     char *isr = zr_repl_isr_ids (self->repl);
-    int known = zr_repl_slave_acked (self->repl, target, &acked, &in_sync);
-    if (known < 0 || !in_sync) {
+    int known = zr_repl_slave_acked (self->repl, target, &acked, &in_sync,
+                                     &heard);
+    //  A slave out of the in-sync set but heard from (catching up, e.g.
+    //  after a pause) may take over once it has caught up, which the
+    //  handover waits for anyway; a silent one may not.
+    if (known < 0 || (!in_sync && heard > lag_ms / 2)) {
         if (known < 0)
             s_reply_error (self, route, ZR_BAD_ARGUMENT, "broker %" PRId64
                            " is not a slave of this master (group %s; "
@@ -5164,9 +5173,10 @@ s_cmd_promote (broker_t *self, route_t *route, const zr_obj_t *h)
         else
             s_reply_error (self, route, ZR_BAD_ARGUMENT, "broker %" PRId64
                            " is not in the in-sync set (acked %" PRIu64
-                           " of %" PRIu64 "; in-sync slaves: [%s]); only an "
-                           "in-sync slave can take over", target, acked,
-                           zr_store_seq (self->store), isr);
+                           " of %" PRIu64 ", not heard from for %" PRId64
+                           " ms; in-sync slaves: [%s]); only a live slave "
+                           "can take over", target, acked,
+                           zr_store_seq (self->store), heard, isr);
         free (isr);
         return;
     }
@@ -5232,8 +5242,9 @@ s_promote_tick (broker_t *self)
     case PR_CATCHUP: {
         uint64_t seq = zr_store_seq (self->store), acked = 0;
         bool in_sync = false;
-        zr_repl_slave_acked (self->repl, self->pr_target, &acked, &in_sync);
-        if (acked >= seq) {
+        zr_repl_slave_acked (self->repl, self->pr_target, &acked, &in_sync,
+                             NULL);
+        if (acked >= seq && in_sync) {
             self->pr_seq = seq;
             zsys_info ("failover: broker %" PRId64 " has seq %" PRIu64
                        "; resigning epoch %" PRId64 " for it",
@@ -5265,9 +5276,31 @@ s_promote_tick (broker_t *self)
             self->pr_next = now + 500;
         }
         else
+        if (outcome < 0 && now < self->pr_deadline) {
+            //  E.g. the nameservers have not recorded the target in the
+            //  in-sync set yet (it just caught up): writes are paused, so
+            //  the next heartbeat records it; ask again.
+            zsys_info ("failover: resignation not accepted yet (%s); "
+                       "asking again", why);
+            self->pr_state = PR_RESIGN_AGAIN;
+            self->pr_next = now + 200;
+        }
+        else
         if (outcome < 0)
             s_promote_withdraw (self, "handover failed: the nameservers "
                                 "did not accept the resignation: %s", why);
+        break;
+    case PR_RESIGN_AGAIN:
+        if (now >= self->pr_deadline)
+            s_promote_withdraw (self, "handover timed out: the nameservers "
+                                "did not accept the resignation within %"
+                                PRId64 " ms", self->pr_timeout_ms);
+        else
+        if (now >= self->pr_next) {
+            zr_failover_resign (self->failover, false, self->pr_epoch,
+                                (int64_t) self->pr_seq, self->pr_target);
+            self->pr_state = PR_RESIGN;
+        }
         break;
     case PR_TAKEOVER:
         if (now >= self->pr_deadline)

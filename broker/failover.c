@@ -419,6 +419,17 @@ s_reply (failover_t *self, ns_t *ns)
             int64_t epoch = 0, master = -1;
             zr_field_int (h, "epoch", &epoch);
             zr_field_int (h, "master_id", &master);
+            if (epoch < self->epoch) {
+                //  Fencing needs a later epoch (or ours under another
+                //  master): an older or missing one is not evidence of
+                //  another master (e.g. a foreign process on a reused
+                //  port answered).
+                zsys_warning ("failover: nameserver %s answered NOT_MASTER "
+                              "with epoch %" PRId64 " (ours: %" PRId64
+                              "): ignored", ns->endpoint, epoch,
+                              self->epoch);
+                goto done;
+            }
             zsys_warning ("failover: nameserver %s: a higher epoch %"
                           PRId64 " exists; this broker stops acting as "
                           "master", ns->endpoint, epoch);

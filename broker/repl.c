@@ -2193,7 +2193,7 @@ s_identity_broker_id (const char *key)
 
 int
 zr_repl_slave_acked (zr_repl_t *self, int64_t broker_id, uint64_t *acked,
-                     bool *in_sync)
+                     bool *in_sync, int64_t *heard)
 {
     int rc = -1;
     zr_hdr_t *hdr = s_failover_info (self);
@@ -2203,6 +2203,8 @@ zr_repl_slave_acked (zr_repl_t *self, int64_t broker_id, uint64_t *acked,
                  ? zr_obj_size (slaves) : 0;
     *acked = 0;
     *in_sync = false;
+    if (heard)
+        *heard = INT64_MAX;
     for (size_t i = 0; i < count; i++) {
         const zr_obj_t *s = zr_obj_at (slaves, i);
         char key [512];
@@ -2215,6 +2217,10 @@ zr_repl_slave_acked (zr_repl_t *self, int64_t broker_id, uint64_t *acked,
         if (o)
             zr_obj_bool (o, &in);
         zr_field_int (s, "acked", &a);
+        int64_t ago = INT64_MAX;
+        if (heard && zr_field_int (s, "heard_ms_ago", &ago) == ZR_FIELD_OK
+        &&  ago < *heard)
+            *heard = ago;
         //  Twins (an old connection) may linger: the best one counts.
         if (a > 0 && (uint64_t) a > *acked)
             *acked = (uint64_t) a;

@@ -167,11 +167,12 @@ bool
 //  Graceful handover (admin promote, protocol section 16).
 
 //  Master: what the last INFO says of the slave named broker_id: its
-//  highest acked sequence and whether it is in the in-sync set. 0, or
-//  -1 when no slave of that id is known.
+//  highest acked sequence, whether it is in the in-sync set, and how
+//  long ago it was last heard (ms; heard may be NULL). 0, or -1 when no
+//  slave of that id is known.
 int
     zr_repl_slave_acked (zr_repl_t *self, int64_t broker_id,
-                         uint64_t *acked, bool *in_sync);
+                         uint64_t *acked, bool *in_sync, int64_t *heard);
 
 //  Master: asks the actor for an INFO now (zr_repl_slave_acked is then
 //  fresh after the next zr_repl_event).
