@@ -51,8 +51,11 @@
       broker avoided and the send goes on to the next pair that is on
       another broker, with the same message id, up to `retries` times
       (BUSY: same broker after a backoff, as in the direct producer).
-      NOT_MASTER (the broker lost or never had the master's lease, or is
-      a slave) is handled like a timeout after a short backoff. After a
+      NOT_MASTER (the broker lost or never had the master's lease, is a
+      slave, or is handing over) is asked again on a fresh route after a
+      backoff (20 ms times the try, at most 100 ms) while the budget
+      lasts, up to 20 times, without counting against `retries` (a
+      synchronous send; an async one handles it like a timeout). After a
       timeout, SHUTTING_DOWN or NOT_MASTER the route is refreshed at once
       (at most every 100 ms), so a promoted slave is found; the resend
       keeps the message id.
@@ -92,6 +95,7 @@
 #define ZR_PRODUCER_RETRIES 2
 #define ZR_PRODUCER_WINDOW 256
 #define ZR_PRODUCER_BUSY_BACKOFF 20     //  ms, times the attempt number
+#define NOT_MASTER_TRIES 20             //  NOT_MASTERs asked again (sync)
 #define ZR_PRODUCER_AVOID_MAX 30000     //  ms a failed broker is avoided
 #define ZR_PRODUCER_DISCOVER 2000       //  ms to find nameservers
 
@@ -1068,6 +1072,7 @@ s_send_routed (zr_producer_t *self, zr_message_t *msg,
     char tried [160] = "";
     bool rerouted = false;
     int attempt = 0;
+    int not_master = 0;         //  NOT_MASTER answers asked again
     while (true) {
         s_result_init (result, zr_message_id (msg));
         if (conn != self->sync_conn) {
@@ -1113,6 +1118,31 @@ s_send_routed (zr_producer_t *self, zr_message_t *msg,
             if (!next)
                 break;
             conn = next;
+            continue;
+        }
+        //  NOT_MASTER is no failure of the broker's but a master moving
+        //  (a handover pauses writes for a moment, a failover names a new
+        //  master): asked again within the budget, backing off, without
+        //  counting against retries.
+        bool moving = status == ZR_NOT_MASTER
+                   && not_master < NOT_MASTER_TRIES
+                   && zclock_mono () < end;
+        if (moving) {
+            not_master++;
+            s_avoid (conn);
+            s_backoff (self, not_master < 5 ? not_master : 5);
+            zr_send_result_t local;
+            s_result_init (&local, zr_message_id (msg));
+            zr_router_route_t *fresh = s_route (self, msg,
+                                                s_failover_refresh (self,
+                                                                    status),
+                                                end, &local);
+            if (fresh) {
+                s_conn_t *next = s_pick (self, fresh, msg, NULL, &queue,
+                                         &local);
+                if (next)
+                    conn = next;
+            }
             continue;
         }
         if ((status != ZR_TIMEOUT && status != ZR_BUSY
