@@ -202,6 +202,7 @@ typedef struct {
     int64_t pr_deadline;
     int64_t pr_timeout_ms;
     int64_t pr_next;            //  next TAKEOVER or WITHDRAW try
+    uint64_t pr_infos;          //  PR_CHECK: INFO count of a fresh answer
     char pr_error [300];        //  why the handover is being withdrawn
     //  master discovery (slave): the HA endpoint the nameservers named
     char *follow;               //  master to follow (wins over --master)
@@ -5067,6 +5068,7 @@ s_failover_tick (broker_t *self)
 #define PR_TAKEOVER 3           //  TAKEOVER sent, waiting to be fenced
 #define PR_WITHDRAW 4           //  taking the resignation back
 #define PR_RESIGN_AGAIN 5       //  not accepted yet: resign again soon
+#define PR_CHECK 6              //  target's state asked afresh; writes go on
 
 //  During a handover: refuses a write (NOT_MASTER, the master unknown
 //  yet: a routed producer asks its nameserver again and resends) or a
@@ -5079,6 +5081,8 @@ s_promote_refuse (broker_t *self, route_t *route, const char *cmd)
                        PRId64 " is running", self->pr_target);
         return true;
     }
+    if (self->pr_state == PR_CHECK)
+        return false;           //  not admitted yet: writes go on
     s_reply_begin (self, route, ZR_NOT_MASTER, "this master is handing "
                    "over to another broker of its group (admin promote); "
                    "writes are paused", 1);
@@ -5132,6 +5136,54 @@ s_promote_withdraw (broker_t *self, const char *format, ...)
     self->pr_next = zclock_mono () + 1000;
 }
 
+//  Whether the last INFO lets pr_target take over: a slave in the
+//  in-sync set, or one out of it but heard from (catching up, e.g. after
+//  a pause), which the handover waits for anyway; a silent one may not.
+//  Else false, with the error for the PROMOTE in why (when given).
+static bool
+s_promote_admit (broker_t *self, char *why, size_t size)
+{
+    uint64_t acked;
+    bool in_sync;
+    int64_t heard, lag_ms = 1000;
+    char *err = NULL;
+    if (s_setting_int (self, "isr-max-lag-ms", 1, 3600000, &lag_ms, &err))
+        zstr_free (&err);
+    int known = zr_repl_slave_acked (self->repl, self->pr_target, &acked,
+                                     &in_sync, &heard);
+    if (known == 0 && (in_sync || heard <= lag_ms / 2))
+        return true;
+    if (why) {
+        char *isr = zr_repl_isr_ids (self->repl);
+        if (known < 0)
+            snprintf (why, size, "broker %" PRId64 " is not a slave of "
+                      "this master (group %s; in-sync slaves: [%s])",
+                      self->pr_target, zr_store_group (self->store), isr);
+        else
+            snprintf (why, size, "broker %" PRId64 " is not in the in-sync "
+                      "set (acked %" PRIu64 " of %" PRIu64 ", not heard "
+                      "from for %" PRId64 " ms; in-sync slaves: [%s]); only "
+                      "a live slave can take over", self->pr_target, acked,
+                      zr_store_seq (self->store), heard, isr);
+        free (isr);
+    }
+    return false;
+}
+
+//  Admitted: pauses writes and waits for the target to catch up.
+static void
+s_promote_begin (broker_t *self)
+{
+    int64_t now = zclock_mono ();
+    self->pr_state = PR_CATCHUP;
+    self->pr_paused_at = now;
+    self->pr_deadline = now + self->pr_timeout_ms;
+    zsys_info ("failover: handing over to broker %" PRId64 " (admin "
+               "promote): writes paused at seq %" PRIu64, self->pr_target,
+               zr_store_seq (self->store));
+    zr_repl_info_now (self->repl);
+}
+
 static void
 s_cmd_promote (broker_t *self, route_t *route, const zr_obj_t *h)
 {
@@ -5152,48 +5204,23 @@ s_cmd_promote (broker_t *self, route_t *route, const zr_obj_t *h)
                        target, zr_store_epoch (self->store));
         return;
     }
-    uint64_t acked;
-    bool in_sync;
-    int64_t heard, lag_ms = 1000;
-    char *err = NULL;
-    if (s_setting_int (self, "isr-max-lag-ms", 1, 3600000, &lag_ms, &err))
-        zstr_free (&err);
-    char *isr = zr_repl_isr_ids (self->repl);
-    int known = zr_repl_slave_acked (self->repl, target, &acked, &in_sync,
-                                     &heard);
-    //  A slave out of the in-sync set but heard from (catching up, e.g.
-    //  after a pause) may take over once it has caught up, which the
-    //  handover waits for anyway; a silent one may not.
-    if (known < 0 || (!in_sync && heard > lag_ms / 2)) {
-        if (known < 0)
-            s_reply_error (self, route, ZR_BAD_ARGUMENT, "broker %" PRId64
-                           " is not a slave of this master (group %s; "
-                           "in-sync slaves: [%s])", target,
-                           zr_store_group (self->store), isr);
-        else
-            s_reply_error (self, route, ZR_BAD_ARGUMENT, "broker %" PRId64
-                           " is not in the in-sync set (acked %" PRIu64
-                           " of %" PRIu64 ", not heard from for %" PRId64
-                           " ms; in-sync slaves: [%s]); only a live slave "
-                           "can take over", target, acked,
-                           zr_store_seq (self->store), heard, isr);
-        free (isr);
-        return;
-    }
-    free (isr);
     int64_t now = zclock_mono ();
-    self->pr_state = PR_CATCHUP;
     self->pr_route = *route;
     self->pr_target = target;
     self->pr_epoch = (int64_t) zr_store_epoch (self->store);
-    self->pr_paused_at = now;
     self->pr_timeout_ms = timeout_ms;
-    self->pr_deadline = now + timeout_ms;
     self->pr_error [0] = 0;
-    zsys_info ("failover: handing over to broker %" PRId64 " (admin "
-               "promote): writes paused at seq %" PRIu64, target,
-               zr_store_seq (self->store));
-    zr_repl_info_now (self->repl);
+    if (s_promote_admit (self, NULL, 0))
+        s_promote_begin (self);
+    else {
+        //  The last INFO may be up to 200 ms old (a slave that resumed
+        //  after a pause looks silent in it): ask the actor afresh and
+        //  decide on its answer (s_promote_tick), writes going on.
+        self->pr_state = PR_CHECK;
+        self->pr_infos = zr_repl_info_count (self->repl) + 2;
+        self->pr_next = now + 1000;
+        zr_repl_info_now (self->repl);
+    }
 }
 
 //  One handover turn, before s_failover_tick (which demotes us once
@@ -5239,6 +5266,19 @@ s_promote_tick (broker_t *self)
     const char *why = NULL;
     int outcome;
     switch (self->pr_state) {
+    case PR_CHECK:
+        if (s_promote_admit (self, NULL, 0))
+            s_promote_begin (self);
+        else
+        if (zr_repl_info_count (self->repl) >= self->pr_infos
+        ||  now >= self->pr_next) {
+            char reason [400];
+            s_promote_admit (self, reason, sizeof reason);
+            s_reply_error (self, &self->pr_route, ZR_BAD_ARGUMENT, "%s",
+                           reason);
+            self->pr_state = 0;
+        }
+        break;
     case PR_CATCHUP: {
         uint64_t seq = zr_store_seq (self->store), acked = 0;
         bool in_sync = false;

@@ -1765,6 +1765,7 @@ struct _zr_repl_t {
     uint64_t recorded_ver;
     char *following;            //  slave: the master's HA endpoint, or ""
     uint64_t truncated;         //  batches of a tail discarded (EPOCH_END)
+    uint64_t infos;             //  INFO messages received
 };
 
 static void
@@ -1973,6 +1974,7 @@ zr_repl_event (zr_repl_t *self)
             if (f) {
                 zchunk_destroy (&self->info);
                 self->info = zchunk_new (zframe_data (f), zframe_size (f));
+                self->infos++;
             }
             zframe_destroy (&f);
         }
@@ -2237,6 +2239,12 @@ zr_repl_info_now (zr_repl_t *self)
 {
     if (self && !self->slave && self->actor)
         zstr_send (self->actor, "INFO_NOW");
+}
+
+uint64_t
+zr_repl_info_count (zr_repl_t *self)
+{
+    return self ? self->infos : 0;
 }
 
 void

@@ -179,6 +179,13 @@ int
 void
     zr_repl_info_now (zr_repl_t *self);
 
+//  How many INFO messages the broker thread received from the actor. The
+//  answer to zr_repl_info_now has come once this grew by 2 (the actor
+//  may have sent one periodic INFO before it read the request; more
+//  only when the broker thread left the pipe unread for 2 periods).
+uint64_t
+    zr_repl_info_count (zr_repl_t *self);
+
 //  Master: sends TAKEOVER epoch seq to the slave(s) named broker_id over
 //  the HA ROUTER: the master resigned epoch at seq for it.
 void
