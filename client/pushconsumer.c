@@ -1188,7 +1188,12 @@ s_on_reply (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
     pqueue_t *q = p->q;
     //  A timeout makes the broker suspect: the route is asked again
     //  (s_route_check) until it answers or the group moves.
-    if (r && st != ZR_NOT_MASTER)
+    //  While reading from a slave, only a group command answered shows a
+    //  master back: one cut off from the nameservers still serves reads
+    //  (TOPIC_INFO, PULL) but answers group commands NOT_MASTER.
+    bool read = p->kind == P_TOPIC_INFO || p->kind == P_BOUNDS
+             || p->kind == P_PULL;
+    if (r && st != ZR_NOT_MASTER && !(b->slave_mode && read))
         b->silent_since = 0;
     else
     if (!r && !b->silent_since)
