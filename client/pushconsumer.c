@@ -26,7 +26,8 @@
     lease still renewed) -> UNLOCKING -> IDLE. A lease that passes lease_ms
     after its last successful LOCK was sent (monotonic clock), or that the
     broker calls invalid, is lost: buffered messages are dropped, and the
-    queue is taken again only once its handlers are done. Messages are
+    queue is taken again only once its handlers are done. HELD -> SLAVE
+    (read from a slave, below) -> as a lost lease. Messages are
     handed to a handler only while now < lease sent + 9/10 lease_ms, and a
     handler thread skips a job whose lease deadline has passed.
 
@@ -1632,7 +1633,11 @@ s_slave_check (self_t *self, broker_t *b, int64_t now)
         s_slave_close (b);
         b->slave_retry_at = now + ZR_PUSH_ROUTE_GAP;
     }
-    if (!b->sclient && now >= b->slave_retry_at)
+    bool reading = false;
+    for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues);
+         q && !reading; q = (pqueue_t *) zlistx_next (b->queues))
+        reading = q->state == Q_SLAVE;
+    if (reading && !b->sclient && now >= b->slave_retry_at)
         s_slave_connect (self, b, now);
 }
 
