@@ -26,7 +26,8 @@
     lease still renewed) -> UNLOCKING -> IDLE. A lease that passes lease_ms
     after its last successful LOCK was sent (monotonic clock), or that the
     broker calls invalid, is lost: buffered messages are dropped, and the
-    queue is taken again only once its handlers are done. Messages are
+    queue is taken again only once its handlers are done. HELD -> SLAVE
+    (read from a slave, below) -> as a lost lease. Messages are
     handed to a handler only while now < lease sent + 9/10 lease_ms, and a
     handler thread skips a job whose lease deadline has passed.
 
@@ -39,7 +40,20 @@
     leases dropped, queues taken again with LOCK from the group's
     committed offsets on the new master. Handled but uncommitted
     messages come again (counted, logged per queue). A broker group that
-    appears in a route is joined. No reads from slaves yet.
+    appears in a route is joined.
+
+    Reading from a slave (docs/protocol.md section 11): while a broker
+    group has no master we can reach (suspect for ZR_PUSH_SLAVE_AFTER,
+    or a held lease would pass while it is suspect, and no new master
+    named yet), the queues we held go to state SLAVE: no lease, no LOCK,
+    no commit; plain PULLs (no group, no token) from a slave the routes
+    listed for the group, at the queue's in-memory position, handed to
+    the handler as usual. Only queues held when the master went away are
+    read so; a queue we did not hold waits. As soon as a master answers
+    again (ours, or a new one the route names) the SLAVE queues are
+    dropped like a lost lease and taken again with LOCK from the group's
+    committed offset there: what was handled from the slave comes again
+    (at least once; nothing is committed from slave reads).
 
     Broadcast mode: no leases and no retry topic: every queue of every
     subscribed topic is pulled; offsets live in OFFSET_DIR/GROUP.offsets
@@ -75,6 +89,7 @@
 #define ZR_PUSH_ROUTE_MS 2000           //  periodic route refresh
 #define ZR_PUSH_ROUTE_GAP 250           //  between forced refreshes
 #define ZR_PUSH_ROUTE_TIMEOUT 500       //  one route lookup, all nameservers
+#define ZR_PUSH_SLAVE_AFTER 500         //  suspect this long: read a slave
 
 //  --------------------------------------------------------------------
 //  Settings, shared by the front end and (copied into) the actor
@@ -117,7 +132,8 @@ typedef struct {
     bool dlq;                   //  send back straight to the DLQ
 } entry_t;
 
-typedef enum { Q_IDLE, Q_WANT, Q_HELD, Q_DRAIN, Q_UNLOCKING } qstate_t;
+typedef enum { Q_IDLE, Q_WANT, Q_HELD, Q_DRAIN, Q_UNLOCKING, Q_SLAVE }
+    qstate_t;
 
 typedef struct _broker_t broker_t;
 
@@ -137,6 +153,8 @@ typedef struct {
     bool lock_pending;
     bool pull_pending;
     int64_t pull_retry_at;
+    bool spull_pending;         //  SLAVE: a PULL to the slave in flight
+    int64_t spull_retry_at;
     bool bounds_pending;
     int64_t next_pull;          //  -1: not known yet
     int64_t first_start;        //  where "last" first put this queue (-1:
@@ -179,6 +197,15 @@ struct _broker_t {
     bool left;
     bool leave_pending;
     bool warned;
+    zlist_t *slaves;            //  char *: the group's slaves, last route
+    bool slave_mode;            //  no master: held queues read a slave
+    size_t slave_next;          //  index in slaves of the next to try
+    int64_t slave_retry_at;
+    char *slave;                //  the slave we read from, or NULL
+    zr_client_t *sclient;       //  its DEALER (plain PULLs only)
+    zhashx_t *spending;         //  rid text -> pending_t *
+    uint64_t slave_msgs;        //  messages read from it this time
+    bool slave_warned;
 };
 
 typedef enum {
@@ -241,6 +268,7 @@ typedef struct {
     int64_t route_tried;        //  last refresh
     uint64_t moves;             //  broker groups moved to a new master
     uint64_t redelivered;       //  messages handled again after a move
+    uint64_t slave_reads;       //  messages read from slaves
 } self_t;
 
 //  --------------------------------------------------------------------
@@ -421,6 +449,23 @@ s_queue_destroy (pqueue_t **q_p)
     *q_p = NULL;
 }
 
+//  Closes the DEALER to a slave and forgets what was in flight there.
+static void
+s_slave_close (broker_t *b)
+{
+    zr_client_destroy (&b->sclient);
+    zstr_free (&b->slave);
+    if (b->spending) {
+        for (void *p = zhashx_first (b->spending); p;
+             p = zhashx_next (b->spending))
+            free (p);
+        zhashx_purge (b->spending);
+    }
+    for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues); q;
+         q = (pqueue_t *) zlistx_next (b->queues))
+        q->spull_pending = false;
+}
+
 static void
 s_broker_destroy (broker_t **b_p)
 {
@@ -428,6 +473,9 @@ s_broker_destroy (broker_t **b_p)
     if (!b)
         return;
     zr_client_destroy (&b->client);
+    s_slave_close (b);
+    zhashx_destroy (&b->spending);
+    zlist_destroy (&b->slaves);
     //  The table has no destructor: replies take their entry out first.
     for (void *p = zhashx_first (b->pending); p;
          p = zhashx_next (b->pending))
@@ -472,6 +520,9 @@ s_broker_new (self_t *self, const char *name, const char *endpoint)
     b->queues = zlistx_new ();
     b->members = zlist_new ();
     zlist_autofree (b->members);
+    b->slaves = zlist_new ();
+    zlist_autofree (b->slaves);
+    b->spending = zhashx_new ();
     b->version = -1;
     b->heartbeat_ms = ZR_PUSH_HEARTBEAT_DEFAULT;
     for (char *t = (char *) zlist_first (self->s.topics); t;
@@ -774,10 +825,14 @@ s_start_position (self_t *self, pqueue_t *q, int64_t committed)
 static void
 s_lease_lost (self_t *self, pqueue_t *q, const char *why)
 {
-    if (q->state != Q_HELD && q->state != Q_DRAIN)
+    if (q->state != Q_HELD && q->state != Q_DRAIN && q->state != Q_SLAVE)
         return;
-    zsys_info ("pushconsumer: %s: lost lease on %s: %s", self->s.client_id,
-               q->key, why);
+    if (q->state == Q_SLAVE)
+        zsys_info ("pushconsumer: %s: %s: no more reads from a slave: %s",
+                   self->s.client_id, q->key, why);
+    else
+        zsys_info ("pushconsumer: %s: lost lease on %s: %s",
+                   self->s.client_id, q->key, why);
     s_drop_buffered (self, q);
     q->token = 0;
     q->next_pull = -1;
@@ -844,6 +899,9 @@ s_rebalance (self_t *self, broker_t *b)
         else
         if (q->wanted && q->state == Q_DRAIN)
             q->state = Q_HELD;
+        else
+        if (!q->wanted && q->state == Q_SLAVE)
+            s_lease_lost (self, q, "no longer allocated to us");
     }
     free (aq);
     free (owned);
@@ -1011,16 +1069,26 @@ s_on_lock (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
     }
 }
 
+//  A PULL's reply, from the master, or (slave true) from a slave while
+//  the queue is in state SLAVE.
 static void
-s_on_pull (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
+s_on_pull (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r,
+           bool slave)
 {
     pqueue_t *q = p->q;
-    q->pull_pending = false;
+    if (slave)
+        q->spull_pending = false;
+    else
+        q->pull_pending = false;
     int64_t now = zclock_mono ();
-    if (p->epoch != q->epoch || q->state != Q_HELD || p->value != q->next_pull)
+    if (p->epoch != q->epoch || q->state != (slave ? Q_SLAVE : Q_HELD)
+    ||  p->value != q->next_pull)
         return;                 //  stale: nothing from it may be used
     if (!r) {
-        q->pull_retry_at = now + 100;
+        if (slave)
+            q->spull_retry_at = now + 100;
+        else
+            q->pull_retry_at = now + 100;
         return;
     }
     zr_status_t st = zr_reply_status (r);
@@ -1058,6 +1126,10 @@ s_on_pull (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
             zlistx_add_end (q->entries, e);
             s_entry_set (self, q, e, E_BUFFERED);
             q->next_pull = offset + 1;
+            if (slave) {
+                b->slave_msgs++;
+                self->slave_reads++;
+            }
         }
         int64_t next = s_int (r, "next", q->next_pull);
         if (next > q->next_pull)
@@ -1076,12 +1148,16 @@ s_on_pull (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
         q->next_pull = q->next_pull < min ? min : max;
     }
     else
-    if (st == ZR_LEASE_INVALID)
+    if (st == ZR_LEASE_INVALID && !slave)
         s_lease_lost (self, q, "PULL: LEASE_INVALID");
     else {
-        zsys_warning ("pushconsumer: PULL %s: %s %s", q->key,
+        zsys_warning ("pushconsumer: PULL %s%s%s: %s %s", q->key,
+                      slave ? " from slave " : "", slave ? b->slave : "",
                       zr_reply_status_str (r), zr_reply_reason (r));
-        q->pull_retry_at = now + 1000;
+        if (slave)
+            q->spull_retry_at = now + 1000;
+        else
+            q->pull_retry_at = now + 1000;
     }
 }
 
@@ -1113,7 +1189,12 @@ s_on_reply (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
     pqueue_t *q = p->q;
     //  A timeout makes the broker suspect: the route is asked again
     //  (s_route_check) until it answers or the group moves.
-    if (r && st != ZR_NOT_MASTER)
+    //  While reading from a slave, only a group command answered shows a
+    //  master back: one cut off from the nameservers still serves reads
+    //  (TOPIC_INFO, PULL) but answers group commands NOT_MASTER.
+    bool read = p->kind == P_TOPIC_INFO || p->kind == P_BOUNDS
+             || p->kind == P_PULL;
+    if (r && st != ZR_NOT_MASTER && !(b->slave_mode && read))
         b->silent_since = 0;
     else
     if (!r && !b->silent_since)
@@ -1154,7 +1235,7 @@ s_on_reply (self_t *self, broker_t *b, pending_t *p, zr_reply_t *r)
             }
             break;
         case P_PULL:
-            s_on_pull (self, b, p, r);
+            s_on_pull (self, b, p, r, false);
             break;
         case P_COMMIT:
             q->commit_pending = false;
@@ -1269,7 +1350,8 @@ s_on_job (self_t *self, job_t *job)
     pqueue_t *q = job->q;
     entry_t *e = job->e;
     if (job->skipped) {
-        if (q->state == Q_HELD && job->epoch == q->epoch)
+        if ((q->state == Q_HELD || q->state == Q_SLAVE)
+        &&  job->epoch == q->epoch)
             s_entry_set (self, q, e, E_BUFFERED);
         else
             s_entry_remove (self, q, e);
@@ -1310,11 +1392,263 @@ s_on_job (self_t *self, job_t *job)
 }
 
 //  --------------------------------------------------------------------
+//  Reading from a slave while a broker group has no master (docs/
+//  protocol.md section 11, "Following a broker group's new master")
+
+//  True while b's master does not answer (or answers NOT_MASTER) and no
+//  new master is named: its held queues may be read from a slave.
+static bool
+s_masterless (self_t *self, broker_t *b)
+{
+    return self->routed && !self->s.broadcast && !self->stopping
+        && b->silent_since && !b->move_to && !b->left;
+}
+
+//  The queues held when the master went away go to SLAVE, keeping their
+//  positions and buffered messages; their leases are given up (nothing
+//  can renew them, and none can be taken on a slave).
+static void
+s_slave_enter (self_t *self, broker_t *b)
+{
+    b->slave_mode = true;
+    b->slave_msgs = 0;
+    b->slave_retry_at = 0;
+    b->slave_warned = false;
+    size_t count = 0;
+    for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues); q;
+         q = (pqueue_t *) zlistx_next (b->queues))
+        if (q->state == Q_HELD && q->wanted && q->next_pull >= 0) {
+            q->state = Q_SLAVE;
+            q->token = 0;
+            q->spull_pending = false;
+            q->spull_retry_at = 0;
+            count++;
+        }
+    zsys_info ("pushconsumer: %s: broker group %s: master %s does not "
+               "answer; %zu held queues go on from a slave until a master "
+               "answers", self->s.client_id, b->name, b->endpoint, count);
+}
+
+//  A master answers again (or a new one is named, or we stop): no more
+//  reads from the slave. The SLAVE queues are taken again with LOCK, from
+//  the group's committed offset on the master.
+static void
+s_slave_leave (self_t *self, broker_t *b, const char *why)
+{
+    if (b->slave)
+        zsys_info ("pushconsumer: %s: broker group %s: stopped reading "
+                   "from slave %s (%s): %" PRIu64 " messages read there",
+                   self->s.client_id, b->name, b->slave, why,
+                   b->slave_msgs);
+    s_slave_close (b);
+    b->slave_mode = false;
+    for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues); q;
+         q = (pqueue_t *) zlistx_next (b->queues))
+        if (q->state == Q_SLAVE)
+            s_lease_lost (self, q, why);
+}
+
+//  Fills b->slaves from GET_CLUSTER (section 9): every live broker of
+//  b's group registered as a slave. A slave replicates the whole store,
+//  so it serves our topics even when its registration does not list
+//  them (GET_ROUTE lists a slave only for the topics it registered).
+//  Asks the nameservers one after the other, ZR_PUSH_ROUTE_TIMEOUT in
+//  all; keeps the first answer.
+static void
+s_cluster_slaves (self_t *self, broker_t *b)
+{
+    char *copy = strdup (self->s.fabric);
+    assert (copy);
+    int64_t deadline = zclock_mono () + ZR_PUSH_ROUTE_TIMEOUT;
+    char *save = NULL;
+    bool answered = false;
+    for (char *ep = strtok_r (copy, ",", &save); ep && !answered;
+         ep = strtok_r (NULL, ",", &save)) {
+        while (*ep == ' ')
+            ep++;
+        int left = (int) (deadline - zclock_mono ());
+        zr_client_t *client = *ep && left > 0 ? zr_client_new (ep) : NULL;
+        if (!client)
+            continue;
+        zr_client_set_sndtimeo (client, left);
+        zr_client_begin (client, "GET_CLUSTER", 0);
+        zr_reply_t *r = zr_client_call (client, NULL, 0, left);
+        if (r && zr_reply_status (r) == ZR_OK) {
+            answered = true;
+            const zr_obj_t *brokers = zr_obj_get (zr_reply_header (r),
+                                                  "brokers");
+            size_t count = zr_obj_is_array (brokers)
+                         ? zr_obj_size (brokers) : 0;
+            for (size_t i = 0; i < count && i < 1024; i++) {
+                const zr_obj_t *m = zr_obj_at (brokers, i);
+                char group [ZR_NAME_MAX + 1], role [16];
+                const char *sep;
+                size_t len;
+                if (!zr_obj_is_map (m)
+                ||  zr_field_strbuf (m, "group", group, sizeof group)
+                        != ZR_FIELD_OK
+                ||  zr_field_strbuf (m, "role", role, sizeof role)
+                        != ZR_FIELD_OK
+                ||  strneq (group, b->name) || strneq (role, "slave")
+                ||  zr_obj_str (zr_obj_at (zr_obj_get (m, "endpoints"), 0),
+                                &sep, &len) != ZR_FIELD_OK
+                ||  len == 0 || len > 255 || memchr (sep, 0, len))
+                    continue;
+                char *slave = strndup (sep, len);
+                assert (slave);
+                zlist_append (b->slaves, slave);
+                free (slave);
+            }
+        }
+        zr_reply_destroy (&r);
+        zr_client_destroy (&client);
+    }
+    free (copy);
+}
+
+//  Connects to the next slave the route listed for b (not its master);
+//  with none listed, to one the nameservers' cluster view names.
+static void
+s_slave_connect (self_t *self, broker_t *b, int64_t now)
+{
+    if (zlist_size (b->slaves) == 0)
+        s_cluster_slaves (self, b);
+    size_t n = zlist_size (b->slaves);
+    const char *ep = NULL;
+    for (size_t tries = 0; tries < n && !ep; tries++) {
+        size_t at = b->slave_next++ % n;
+        const char *cand = (const char *) zlist_first (b->slaves);
+        for (size_t i = 0; i < at && cand; i++)
+            cand = (const char *) zlist_next (b->slaves);
+        if (cand && strneq (cand, b->endpoint))
+            ep = cand;
+    }
+    zr_client_t *client = ep ? zr_client_new (ep) : NULL;
+    if (!client) {
+        if (!b->slave_warned)
+            zsys_info ("pushconsumer: %s: broker group %s has no master "
+                       "and no slave to read from: waiting",
+                       self->s.client_id, b->name);
+        b->slave_warned = true;
+        b->slave_retry_at = now + ZR_PUSH_ROUTE_GAP;
+        return;
+    }
+    zr_client_set_sndtimeo (client, 0);
+    b->sclient = client;
+    b->slave = strdup (ep);
+    b->slave_warned = false;
+    zsys_info ("pushconsumer: %s: reading from slave %s while group %s has "
+               "no master", self->s.client_id, ep, b->name);
+}
+
+//  A plain PULL (no group, no token: a slave keeps no leases, and group
+//  commands go to a master only) at the queue's in-memory position.
+static void
+s_slave_pull (self_t *self, pqueue_t *q, int64_t now)
+{
+    broker_t *b = q->broker;
+    int room = self->s.buffer - (int) (q->buffered + q->busy);
+    if (room > ZR_PUSH_PULL_BATCH)
+        room = ZR_PUSH_PULL_BATCH;
+    if (room < 1)
+        return;
+    const char *filter = (const char *) zhashx_lookup (self->s.filters,
+                                                       q->topic);
+    zr_enc_t *enc = zr_client_begin (b->sclient, "PULL", 5 + (filter ? 2 : 0));
+    if (filter) {
+        zr_enc_kstr (enc, "filter_type", filter [0] == 's' ? "sql" : "tag");
+        zr_enc_kstr (enc, "filter", filter + 4);
+    }
+    zr_enc_kstr (enc, "topic", q->topic);
+    zr_enc_kint (enc, "queue", q->queue);
+    zr_enc_kint (enc, "offset", q->next_pull);
+    zr_enc_kint (enc, "max_count", room);
+    zr_enc_kint (enc, "wait", ZR_PUSH_PULL_WAIT);
+    if (zr_client_send (b->sclient, NULL, NULL, 0) == -1) {
+        q->spull_retry_at = now + 100;
+        return;
+    }
+    pending_t *p = (pending_t *) zmalloc (sizeof (pending_t));
+    assert (p);
+    p->kind = P_PULL;
+    p->q = q;
+    p->epoch = q->epoch;
+    p->sent = now;
+    p->deadline = now + ZR_PUSH_PULL_WAIT + ZR_PUSH_REQ_TIMEOUT;
+    p->value = q->next_pull;
+    char key [24];
+    snprintf (key, sizeof (key), "%" PRIu64, zr_client_rid (b->sclient));
+    zhashx_update (b->spending, key, p);
+    q->spull_pending = true;
+}
+
+static void
+s_slave_recv (self_t *self, broker_t *b)
+{
+    while (b->sclient) {
+        zr_reply_t *r = zr_client_recv_any (b->sclient, 0);
+        if (!r)
+            return;
+        char key [24];
+        snprintf (key, sizeof (key), "%" PRIu64, zr_reply_rid (r));
+        pending_t *p = zr_reply_is_request (r)
+                     ? NULL : (pending_t *) zhashx_lookup (b->spending, key);
+        if (p) {
+            zhashx_delete (b->spending, key);
+            s_on_pull (self, b, p, r, true);
+            free (p);
+        }
+        zr_reply_destroy (&r);
+    }
+}
+
+//  Enters, keeps or leaves slave mode for b, before its queues tick. A
+//  slave that does not answer a PULL in time is left for the next one.
+static void
+s_slave_check (self_t *self, broker_t *b, int64_t now)
+{
+    if (!s_masterless (self, b)) {
+        if (b->slave_mode)
+            s_slave_leave (self, b, self->stopping ? "stopping"
+                                                   : "a master answers");
+        return;
+    }
+    if (!b->slave_mode) {
+        bool enter = now - b->silent_since >= ZR_PUSH_SLAVE_AFTER;
+        //  Also when a held lease would pass now: its position is kept.
+        for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues);
+             q && !enter; q = (pqueue_t *) zlistx_next (b->queues))
+            enter = q->state == Q_HELD && now >= q->lease_sent + q->lease_ms;
+        if (!enter)
+            return;
+        s_slave_enter (self, b);
+    }
+    bool late = false;
+    for (pending_t *p = (pending_t *) zhashx_first (b->spending); p && !late;
+         p = (pending_t *) zhashx_next (b->spending))
+        late = now >= p->deadline;
+    if (late) {
+        zsys_warning ("pushconsumer: %s: slave %s does not answer; trying "
+                      "the next one", self->s.client_id, b->slave);
+        s_slave_close (b);
+        b->slave_retry_at = now + ZR_PUSH_ROUTE_GAP;
+    }
+    bool reading = false;
+    for (pqueue_t *q = (pqueue_t *) zlistx_first (b->queues);
+         q && !reading; q = (pqueue_t *) zlistx_next (b->queues))
+        reading = q->state == Q_SLAVE;
+    if (reading && !b->sclient && now >= b->slave_retry_at)
+        s_slave_connect (self, b, now);
+}
+
+//  --------------------------------------------------------------------
 //  Timers
 
 static bool
 s_lease_ok (self_t *self, pqueue_t *q, int64_t now)
 {
+    if (q->state == Q_SLAVE)
+        return true;            //  no lease: read from a slave
     if (self->s.broadcast)
         return q->state == Q_HELD;
     return q->state == Q_HELD && now < q->lease_sent + q->lease_ms * 9 / 10;
@@ -1348,8 +1682,8 @@ s_dispatch (self_t *self, int64_t now)
                 job->q = q;
                 job->msg = e->msg;
                 job->epoch = q->epoch;
-                job->deadline =
-                    self->s.broadcast ? 0 : q->lease_sent + q->lease_ms;
+                job->deadline = self->s.broadcast || q->state == Q_SLAVE
+                              ? 0 : q->lease_sent + q->lease_ms;
                 job->handler = self->s.handler;
                 job->arg = self->s.arg;
                 s_entry_set (self, q, e, E_INFLIGHT);
@@ -1377,6 +1711,14 @@ s_tick_queue (self_t *self, pqueue_t *q, int64_t now, bool commit)
             if (e->state == E_SENDBACK_RETRY && commit)
                 s_send_sendback (self, q, e);
 
+    if (q->state == Q_SLAVE) {
+        //  No lease to renew, nothing committed: commits go to a master.
+        if (q->broker->sclient && !q->spull_pending && !self->stopping
+        &&  now >= q->spull_retry_at
+        &&  (int) (q->buffered + q->busy) < self->s.buffer)
+            s_slave_pull (self, q, now);
+        return;
+    }
     if (q->state == Q_WANT) {
         if (!q->lock_pending && q->busy == 0
             && zlistx_size (q->entries) == 0 && now >= q->lock_retry_at)
@@ -1437,6 +1779,16 @@ s_broker_find (self_t *self, const char *name)
         if (streq (b->name, name))
             return b;
     return NULL;
+}
+
+//  Keeps the slaves route group i lists for b (read while b has no
+//  master). A route without the group leaves the last list as it was.
+static void
+s_broker_slaves (broker_t *b, zr_route_t *route, size_t i)
+{
+    zlist_purge (b->slaves);
+    for (size_t j = 0; j < zr_route_slaves (route, i); j++)
+        zlist_append (b->slaves, (void *) zr_route_slave (route, i, j));
 }
 
 //  Moves broker group b to its new master b->move_to: a new DEALER, every
@@ -1533,9 +1885,11 @@ s_route_refresh (self_t *self)
             const char *name = zr_route_group (route, i);
             const char *master = zr_route_master (route, i);
             int64_t epoch = zr_route_epoch (route, i);
+            broker_t *b = s_broker_find (self, name);
+            if (b)
+                s_broker_slaves (b, route, i);
             if (!master)
                 continue;
-            broker_t *b = s_broker_find (self, name);
             if (!b) {
                 if (self->stopping)
                     continue;
@@ -1543,8 +1897,10 @@ s_route_refresh (self_t *self)
                            "serves %s: joining", self->s.client_id, name,
                            master, t);
                 b = s_broker_new (self, name, master);
-                if (b)
+                if (b) {
                     b->epoch = epoch;
+                    s_broker_slaves (b, route, i);
+                }
                 continue;
             }
             const char *to = NULL;
@@ -1614,6 +1970,7 @@ s_tick (self_t *self)
     for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
          b = (broker_t *) zlistx_next (self->brokers)) {
         s_expire (self, b, now);
+        s_slave_check (self, b, now);
         if (b->left)
             continue;
         if (!b->heartbeat_pending && now >= b->heartbeat_at)
@@ -1685,8 +2042,10 @@ s_start (self_t *self)
                     continue;
                 if (!s_broker_find (self, name)) {
                     broker_t *b = s_broker_new (self, name, master);
-                    if (b)
+                    if (b) {
                         b->epoch = zr_route_epoch (route, i);
+                        s_broker_slaves (b, route, i);
+                    }
                 }
             }
             zr_route_destroy (&route);
@@ -1790,10 +2149,12 @@ s_stop_step (self_t *self)
          b = (broker_t *) zlistx_next (self->brokers))
         left = left && !b->leave_pending;
     if (left || timeout) {
-        if (self->moves || self->redelivered)
+        if (self->moves || self->redelivered || self->slave_reads)
             zsys_info ("pushconsumer: %s: %" PRIu64 " moves to a new "
-                       "master; %" PRIu64 " messages handled again",
-                       self->s.client_id, self->moves, self->redelivered);
+                       "master; %" PRIu64 " messages read from slaves; %"
+                       PRIu64 " messages handled again",
+                       self->s.client_id, self->moves, self->slave_reads,
+                       self->redelivered);
         zstr_send (self->pipe, "OK");
         self->stopping = false;
         self->leaving = false;
@@ -1887,9 +2248,10 @@ s_push_actor (zsock_t *pipe, void *args)
 
     while (!self->terminated) {
         size_t nb = zlistx_size (self->brokers);
+        //  Each broker's master DEALER, then the slave DEALERs open.
         zmq_pollitem_t *items = (zmq_pollitem_t *) zmalloc (
-            (2 + nb) * sizeof (zmq_pollitem_t));
-        broker_t **bs = (broker_t **) zmalloc ((nb + 1) * sizeof (void *));
+            (2 + 2 * nb) * sizeof (zmq_pollitem_t));
+        broker_t **bs = (broker_t **) zmalloc ((2 * nb + 1) * sizeof (void *));
         items [0].socket = zsock_resolve (self->pipe);
         items [0].events = ZMQ_POLLIN;
         items [1].socket = zsock_resolve (self->done);
@@ -1901,7 +2263,17 @@ s_push_actor (zsock_t *pipe, void *args)
             items [2 + i].socket = zsock_resolve (zr_client_sock (b->client));
             items [2 + i].events = ZMQ_POLLIN;
         }
-        int rc = zmq_poll (items, (int) (2 + nb), ZR_PUSH_TICK_MS);
+        size_t ns = 0;
+        for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
+             b = (broker_t *) zlistx_next (self->brokers))
+            if (b->sclient) {
+                bs [nb + ns] = b;
+                items [2 + nb + ns].socket =
+                    zsock_resolve (zr_client_sock (b->sclient));
+                items [2 + nb + ns].events = ZMQ_POLLIN;
+                ns++;
+            }
+        int rc = zmq_poll (items, (int) (2 + nb + ns), ZR_PUSH_TICK_MS);
         if (rc == -1) {
             free (items);
             free (bs);
@@ -1920,6 +2292,9 @@ s_push_actor (zsock_t *pipe, void *args)
         for (i = 0; i < nb; i++)
             if (items [2 + i].revents & ZMQ_POLLIN)
                 s_broker_recv (self, bs [i]);
+        for (i = 0; i < ns; i++)
+            if (items [2 + nb + i].revents & ZMQ_POLLIN)
+                s_slave_recv (self, bs [nb + i]);
         bool pipe_ready = (items [0].revents & ZMQ_POLLIN) != 0;
         free (items);
         free (bs);
