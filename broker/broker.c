@@ -4269,10 +4269,29 @@ s_repl_topic (const char *name, int queues, void *arg)
 
 //  Slave: batches were applied; the topics and queue bounds in memory
 //  follow the store, and parked pulls wake.
+static size_t
+s_queue_total (broker_t *self)
+{
+    size_t total = 0;
+    topic_t *topic = (topic_t *) zhashx_first (self->topics);
+    while (topic) {
+        total += (size_t) topic->queues;
+        topic = (topic_t *) zhashx_next (self->topics);
+    }
+    return total;
+}
+
 static void
 s_repl_reload (broker_t *self)
 {
+    size_t topics = zhashx_size (self->topics);
+    size_t queues = s_queue_total (self);
     zr_store_topic_foreach (self->store, s_repl_topic, self);
+    //  A topic new here (or grown) goes to the nameservers, so routes
+    //  list this slave for it (clients read from slaves).
+    if (zhashx_size (self->topics) != topics
+    ||  s_queue_total (self) != queues)
+        s_state_changed (self);
     s_wake_waiters (self);
     topic_t *topic = (topic_t *) zhashx_first (self->topics);
     while (topic) {
