@@ -28,56 +28,8 @@
 #  ctest: RUN_SERIAL  (failover timings)
 set -euo pipefail
 
-: "${ZR_BIN:?ZR_BIN must point at the zrocket executable}"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/zr-test-admin-promote.XXXXXX")
-PIDS=()
-TAB=$'\t'
-
-fail () {
-    echo "test_admin_promote: FAIL: $*" >&2
-    for f in "$T"/*.err; do
-        [ -s "$f" ] || continue
-        echo "--- $f (last 15 lines) ---" >&2
-        tail -n 15 "$f" >&2
-    done
-    exit 1
-}
-
-cleanup () {
-    for pid in "${PIDS[@]}"; do
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    [ -n "${ZR_TEST_KEEP:-}" ] && echo "kept $T" >&2 || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-#  start NAME CMD... : runs CMD with stdout on a fifo, waits for its first
-#  line (30 s), sets PID and EP (the first tcp:// endpoint in that line).
-start () {
-    local name=$1
-    shift
-    mkfifo "$T/$name.fifo"
-    "$@" > "$T/$name.fifo" 2> "$T/$name.err" &
-    PID=$!
-    PIDS+=("$PID")
-    exec 3< "$T/$name.fifo"
-    local line=
-    IFS= read -r -t 30 -u 3 line || fail "$name: no first line in 30 s"
-    cat <&3 > "$T/$name.out" &
-    PIDS+=("$!")
-    exec 3<&-
-    EP=$(grep -o 'tcp://[^ ,]*' <<< "$line" | head -n 1) \
-        || fail "$name: no endpoint in: $line"
-}
-
-#  stat EP KEY : one value of `zrocket stats`.
-stat () {
-    timeout 10 "$ZR_BIN" stats --broker "$1" 2> /dev/null \
-        | awk -v k="$2" '$1 == k { print $2 }'
-}
+TEST=test_admin_promote
+. "$(dirname "$0")/shlib.sh"
 
 #  wait_stat EP KEY VALUE SECONDS : polls stats (a status command, no
 #  event to wait for) until KEY is VALUE, with a deadline.
@@ -105,23 +57,6 @@ wait_insync () {
     return 1
 }
 
-#  wait_log FILE TEXT SECONDS : waits for a line holding TEXT in FILE.
-wait_log () {
-    local line found=1 end=$((SECONDS + $3))
-    exec 5< <(tail -n +1 -f "$1")
-    local tail_pid=$!
-    while [ "$SECONDS" -lt "$end" ] \
-       && IFS= read -r -t "$3" -u 5 line; do
-        if [[ $line == *"$2"* ]]; then
-            found=0
-            break
-        fi
-    done
-    kill "$tail_pid" 2>/dev/null || true
-    exec 5<&-
-    return $found
-}
-
 #  free_ports N : a base port whose N consecutive ports are free (a
 #  broker binds its port, the HA ROUTER on port + 1, the stream on + 2).
 free_ports () {
@@ -146,8 +81,6 @@ for _ in range (200):
 sys.exit (1)
 EOF
 }
-
-[ -x "$ZR_BIN" ] || fail "ZR_BIN=$ZR_BIN is not executable"
 
 start ns "$ZR_BIN" nameserver --bind 'tcp://127.0.0.1:*' --data "$T/ns" \
     --lease-ms 500 --master-dead-ms 1000

@@ -28,98 +28,12 @@
 #  ctest: RUN_SERIAL  (failover timings)
 set -euo pipefail
 
-: "${ZR_BIN:?ZR_BIN must point at the zrocket executable}"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/zr-test-failover-slave-read.XXXXXX")
+TEST=test_failover_slave_read
+. "$(dirname "$0")/shlib.sh"
 TOPIC=fsr-$$-$RANDOM
 GROUP=fsrg-$$-$RANDOM
-PIDS=()
-TAB=$'\t'
 DEAD_MS=8000
 N=2000
-
-fail () {
-    echo "test_failover_slave_read: FAIL: $*" >&2
-    for f in "$T"/*.err; do
-        [ -s "$f" ] || continue
-        echo "--- $f (last 15 lines) ---" >&2
-        tail -n 15 "$f" >&2
-    done
-    exit 1
-}
-
-cleanup () {
-    for pid in "${PIDS[@]}"; do
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    [ "${ZR_TEST_KEEP:-0}" = 1 ] && echo "kept $T" >&2 || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-#  start NAME CMD... : runs CMD with stdout on a fifo, waits for its first
-#  line (30 s), sets PID and EP (the first tcp:// endpoint in that line).
-start () {
-    local name=$1
-    shift
-    mkfifo "$T/$name.fifo"
-    "$@" > "$T/$name.fifo" 2> "$T/$name.err" &
-    PID=$!
-    PIDS+=("$PID")
-    exec 3< "$T/$name.fifo"
-    local line=
-    IFS= read -r -t 30 -u 3 line || fail "$name: no first line in 30 s"
-    cat <&3 > "$T/$name.out" &
-    PIDS+=("$!")
-    exec 3<&-
-    EP=$(grep -o 'tcp://[^ ,]*' <<< "$line" | head -n 1) \
-        || fail "$name: no endpoint in: $line"
-}
-
-#  stat EP KEY : one value of `zrocket stats`.
-stat () {
-    timeout 10 "$ZR_BIN" stats --broker "$1" 2> /dev/null \
-        | awk -v k="$2" '$1 == k { print $2 }'
-}
-
-#  wait_log FILE TEXT SECONDS : waits for a line holding TEXT in FILE.
-wait_log () {
-    local line found=1 end=$((SECONDS + $3))
-    exec 5< <(tail -n +1 -f "$1")
-    local tail_pid=$!
-    while [ "$SECONDS" -lt "$end" ] \
-       && IFS= read -r -t "$3" -u 5 line; do
-        if [[ $line == *"$2"* ]]; then
-            found=0
-            break
-        fi
-    done
-    kill "$tail_pid" 2>/dev/null || true
-    exec 5<&-
-    return $found
-}
-
-#  pick_port : a port P with P..P+2 free now, away from the range that
-#  `tcp://127.0.0.1:*` binds take (49152 up): a killed broker's port is
-#  not taken at once by another test's process, which a client
-#  reconnecting there would reach.
-USED=
-pick_port () {
-    local p
-    USED="$USED $(ss -Htan 2> /dev/null \
-                  | awk '{ n = split($4, a, ":"); printf "%s ", a[n] }')"
-    while :; do
-        p=$((20000 + RANDOM % 20000))
-        [[ " $USED " == *" $p "* || " $USED " == *" $((p + 1)) "* \
-           || " $USED " == *" $((p + 2)) "* ]] || break
-    done
-    USED="$USED $p $((p + 1)) $((p + 2))"
-    PORT=$p
-}
-
-[ -x "$ZR_BIN" ] || fail "ZR_BIN=$ZR_BIN is not executable"
-command -v ss > /dev/null || fail "ss (iproute2) is needed to pick ports"
 
 pick_port
 start ns "$ZR_BIN" nameserver --bind "tcp://127.0.0.1:$PORT" \

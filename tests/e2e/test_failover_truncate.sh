@@ -26,74 +26,8 @@
 #  ctest: RUN_SERIAL  (failover timings)
 set -euo pipefail
 
-: "${ZR_BIN:?ZR_BIN must point at the zrocket executable}"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/zr-test-failover-truncate.XXXXXX")
-PIDS=()
-TAB=$'\t'
-
-fail () {
-    echo "test_failover_truncate: FAIL: $*" >&2
-    for f in "$T"/*.err; do
-        [ -s "$f" ] || continue
-        echo "--- $f (last 20 lines) ---" >&2
-        tail -n 20 "$f" >&2
-    done
-    exit 1
-}
-
-cleanup () {
-    for pid in "${PIDS[@]}"; do
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-#  start NAME CMD... : runs CMD with stdout on a fifo, waits for its first
-#  line (30 s), sets PID and EP (the first tcp:// endpoint in that line).
-start () {
-    local name=$1
-    shift
-    rm -f "$T/$name.fifo"
-    mkfifo "$T/$name.fifo"
-    "$@" > "$T/$name.fifo" 2> "$T/$name.err" &
-    PID=$!
-    PIDS+=("$PID")
-    exec 3< "$T/$name.fifo"
-    local line=
-    IFS= read -r -t 30 -u 3 line || fail "$name: no first line in 30 s"
-    cat <&3 > "$T/$name.out" &
-    PIDS+=("$!")
-    exec 3<&-
-    EP=$(grep -o 'tcp://[^ ,]*' <<< "$line" | head -n 1) \
-        || fail "$name: no endpoint in: $line"
-}
-
-#  stat EP KEY : one value of `zrocket stats`.
-stat () {
-    timeout 10 "$ZR_BIN" stats --broker "$1" 2> /dev/null \
-        | awk -v k="$2" '$1 == k { print $2 }'
-}
-
-#  wait_log FILE TEXT SECONDS : waits for a line holding TEXT in FILE.
-wait_log () {
-    local line found=1 end=$((SECONDS + $3))
-    exec 5< <(tail -n +1 -f "$1")
-    local tail_pid=$!
-    while [ "$SECONDS" -lt "$end" ] \
-       && IFS= read -r -t "$3" -u 5 line; do
-        if [[ $line == *"$2"* ]]; then
-            found=0
-            break
-        fi
-    done
-    kill "$tail_pid" 2>/dev/null || true
-    exec 5<&-
-    return $found
-}
+TEST=test_failover_truncate
+. "$(dirname "$0")/shlib.sh"
 
 #  wait_seq EP N SECONDS : polls `zrocket stats` (bounded) until
 #  repl.seq is at least N.
@@ -108,7 +42,6 @@ wait_seq () {
     return 1
 }
 
-[ -x "$ZR_BIN" ] || fail "ZR_BIN=$ZR_BIN is not executable"
 mkfifo "$T/pace"
 exec 6<> "$T/pace"          #  wait_stat's bounded pause (nobody writes)
 
