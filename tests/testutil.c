@@ -172,3 +172,71 @@ zrt_int (const zr_obj_t *map, const char *key)
         fail_msg ("no int '%s'", key);
     return v;
 }
+
+char *
+zrt_stats (zactor_t *broker)
+{
+    zstr_send (broker, "STATS");
+    char *status = NULL, *json = NULL;
+    zstr_recvx (broker, &status, &json, NULL);
+    assert_non_null (status);
+    assert_string_equal (status, "OK");
+    zstr_free (&status);
+    assert_non_null (json);
+    return json;
+}
+
+void
+zrt_json_str (const char *json, const char *key, char *buf, size_t size)
+{
+    char pat [64];
+    snprintf (pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = strstr (json, pat);
+    buf [0] = 0;
+    if (!p)
+        return;
+    p += strlen (pat);
+    const char *end = strchr (p, '"');
+    if (end)
+        snprintf (buf, size, "%.*s", (int) (end - p), p);
+}
+
+int64_t
+zrt_stat_int (zactor_t *broker, const char *key)
+{
+    char *json = zrt_stats (broker);
+    char pat [64];
+    snprintf (pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr (json, pat);
+    int64_t v = p ? strtoll (p + strlen (pat), NULL, 10) : -1;
+    zstr_free (&json);
+    return v;
+}
+
+int64_t
+zrt_wait_stat (zactor_t *broker, const char *key, int64_t min, int ms)
+{
+    int64_t deadline = zclock_mono () + ms;
+    zpoller_t *idle = zpoller_new (NULL);
+    int64_t v = zrt_stat_int (broker, key);
+    while (v < min && zclock_mono () < deadline) {
+        zpoller_wait (idle, 20);
+        v = zrt_stat_int (broker, key);
+    }
+    zpoller_destroy (&idle);
+    return v;
+}
+
+zactor_t *
+zrt_master_start (const char *dir, const char *settings, char **ep,
+                  char *ha, size_t ha_size)
+{
+    zactor_t *master = zrt_broker_start (dir, "tcp://127.0.0.1:*", settings,
+                                         ep);
+    char *json = zrt_stats (master);
+    zrt_json_str (json, "ha_endpoint", ha, ha_size);
+    zstr_free (&json);
+    if (strlen (ha) <= 6)
+        fail_msg ("the broker has no HA endpoint in its stats");
+    return master;
+}

@@ -61,4 +61,20 @@ void zrt_expect_free (zrt_reply_t *r, const char *status, const char *part);
 //  An int field of map; fails the test when missing.
 int64_t zrt_int (const zr_obj_t *map, const char *key);
 
+//  Broker STATS through the actor pipe (the JSON the broker gives;
+//  caller frees), an int field of it (the first "key": found, or -1),
+//  a string field copied into buf ("" when absent), and a bounded status
+//  poll (every 20 ms, up to ms) until key reaches at least min.
+char *zrt_stats (zactor_t *broker);
+int64_t zrt_stat_int (zactor_t *broker, const char *key);
+void zrt_json_str (const char *json, const char *key, char *buf,
+                   size_t size);
+int64_t zrt_wait_stat (zactor_t *broker, const char *key, int64_t min,
+                       int ms);
+
+//  Starts a broker (zrt_broker_start on tcp://127.0.0.1:*) and reads its
+//  replication HA endpoint into ha; fails the test when it has none.
+zactor_t *zrt_master_start (const char *dir, const char *settings,
+                            char **ep, char *ha, size_t ha_size);
+
 #endif

@@ -189,22 +189,11 @@ s_fake_wait (zactor_t *fake, const char *want, int ms)
 //  --------------------------------------------------------------------
 //  Brokers
 
-static char *
-s_stats (zactor_t *broker)
-{
-    zstr_send (broker, "STATS");
-    char *status = NULL, *json = NULL;
-    zstr_recvx (broker, &status, &json, NULL);
-    assert_non_null (status);
-    assert_string_equal (status, "OK");
-    zstr_free (&status);
-    return json;
-}
 
 static bool
 s_stats_has (zactor_t *broker, const char *text)
 {
-    char *json = s_stats (broker);
+    char *json = zrt_stats (broker);
     bool has = strstr (json, text) != NULL;
     zstr_free (&json);
     return has;
@@ -220,7 +209,7 @@ s_wait_stats (zactor_t *broker, const char *text, int ms)
         zpoller_wait (idle, 10);
     zpoller_destroy (&idle);
     if (!s_stats_has (broker, text)) {
-        char *json = s_stats (broker);
+        char *json = zrt_stats (broker);
         fail_msg ("STATS has no %s within %d ms: %s", text, ms, json);
     }
 }
@@ -228,7 +217,7 @@ s_wait_stats (zactor_t *broker, const char *text, int ms)
 static void
 s_ha_endpoint (zactor_t *broker, char *ha, size_t size)
 {
-    char *json = s_stats (broker);
+    char *json = zrt_stats (broker);
     const char *p = strstr (json, "\"ha_endpoint\":\"");
     assert_non_null (p);
     p += strlen ("\"ha_endpoint\":\"");

@@ -20,74 +20,16 @@
 
 #define WAIT_MS 30000
 
-//  A broker's STATS json (caller frees).
-static char *
-s_stats (zactor_t *broker)
-{
-    zstr_send (broker, "STATS");
-    char *status = NULL, *json = NULL;
-    zstr_recvx (broker, &status, &json, NULL);
-    assert_non_null (status);
-    assert_string_equal (status, "OK");
-    zstr_free (&status);
-    return json;
-}
-
-//  Copies the string value of "key" in json into buf ("" if absent).
-static void
-s_json_str (const char *json, const char *key, char *buf, size_t size)
-{
-    char pat [64];
-    snprintf (pat, sizeof pat, "\"%s\":\"", key);
-    const char *p = strstr (json, pat);
-    buf [0] = 0;
-    if (!p)
-        return;
-    p += strlen (pat);
-    const char *end = strchr (p, '"');
-    if (!end)
-        return;
-    snprintf (buf, size, "%.*s", (int) (end - p), p);
-}
-
-//  The first integer value of "key" in a broker's STATS, or -1.
-static int64_t
-s_stat_int (zactor_t *broker, const char *key)
-{
-    char *json = s_stats (broker);
-    char pat [64];
-    snprintf (pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr (json, pat);
-    int64_t v = p ? strtoll (p + strlen (pat), NULL, 10) : -1;
-    zstr_free (&json);
-    return v;
-}
-
-//  Waits (bounded) until STATS key reaches at least min; returns it.
-static int64_t
-s_wait_stat (zactor_t *broker, const char *key, int64_t min, int ms)
-{
-    int64_t deadline = zclock_mono () + ms;
-    zpoller_t *idle = zpoller_new (NULL);
-    int64_t v = s_stat_int (broker, key);
-    while (v < min && zclock_mono () < deadline) {
-        zpoller_wait (idle, 20);
-        v = s_stat_int (broker, key);
-    }
-    zpoller_destroy (&idle);
-    return v;
-}
-
 //  Waits (bounded) until STATS key is at most max; returns it.
 static int64_t
 s_wait_stat_below (zactor_t *broker, const char *key, int64_t max, int ms)
 {
     int64_t deadline = zclock_mono () + ms;
     zpoller_t *idle = zpoller_new (NULL);
-    int64_t v = s_stat_int (broker, key);
+    int64_t v = zrt_stat_int (broker, key);
     while (v > max && zclock_mono () < deadline) {
         zpoller_wait (idle, 20);
-        v = s_stat_int (broker, key);
+        v = zrt_stat_int (broker, key);
     }
     zpoller_destroy (&idle);
     return v;
@@ -140,19 +82,6 @@ s_converge (const char *ep_m, const char *ep_s, int ms)
     }
     zpoller_destroy (&idle);
     return same;
-}
-
-static zactor_t *
-s_master (const char *dir, const char *settings, char **ep, char *ha,
-          size_t ha_size)
-{
-    zactor_t *master = zrt_broker_start (dir, "tcp://127.0.0.1:*", settings,
-                                         ep);
-    char *json = s_stats (master);
-    s_json_str (json, "ha_endpoint", ha, ha_size);
-    zstr_free (&json);
-    assert_true (strlen (ha) > 6);
-    return master;
 }
 
 static zactor_t *
@@ -211,8 +140,9 @@ test_follow_and_catch_up (void **state)
     char *dir_s = zrt_tempdir ("repl-slave");
     char *ep_m = NULL, *ep_s = NULL;
     char ha [256];
-    zactor_t *master = s_master (dir_m, "replication=async;auto-create=true",
-                                 &ep_m, ha, sizeof ha);
+    zactor_t *master = zrt_master_start (
+        dir_m, "replication=async;auto-create=true",
+        &ep_m, ha, sizeof ha);
     zactor_t *slave = s_slave (dir_s, ha, NULL, &ep_s);
 
     zr_producer_t *p = zr_producer_new (ep_m);
@@ -246,7 +176,7 @@ test_follow_and_catch_up (void **state)
     assert_string_equal (h_at, h_before);
     assert_int_equal (s_readable (ep_s, "ReplTopic"), 10500);
     //  STATS show the slave's lag on the master
-    char *json = s_stats (master);
+    char *json = zrt_stats (master);
     assert_non_null (strstr (json, "\"lag_seq\":"));
     assert_non_null (strstr (json, "\"lag_bytes\":"));
     assert_non_null (strstr (json, "\"lag_ms\":"));
@@ -273,22 +203,23 @@ test_gaps_repaired (void **state)
     char *ep_m = NULL, *ep_s = NULL;
     char ha [256];
     setenv ("ZR_TEST_REPL_DROP_EVERY", "7", 1);
-    zactor_t *master = s_master (dir_m, "replication=async;auto-create=true",
-                                 &ep_m, ha, sizeof ha);
+    zactor_t *master = zrt_master_start (
+        dir_m, "replication=async;auto-create=true",
+        &ep_m, ha, sizeof ha);
     unsetenv ("ZR_TEST_REPL_DROP_EVERY");
     zactor_t *slave = s_slave (dir_s, ha, NULL, &ep_s);
     zr_producer_t *p = zr_producer_new (ep_m);
     //  First converge, so what follows travels on the stream
     s_send_many (p, "GapTopic", 10, 0);
     assert_true (s_converge (ep_m, ep_s, WAIT_MS));
-    int64_t gaps0 = s_stat_int (slave, "gaps");
+    int64_t gaps0 = zrt_stat_int (slave, "gaps");
     s_send_many (p, "GapTopic", 700, 10);
     assert_true (s_converge (ep_m, ep_s, WAIT_MS));
     //  (the actors' counters reach STATS every 200 ms)
-    assert_true (s_wait_stat (master, "test_dropped", 50, WAIT_MS) >= 50);
-    assert_true (s_wait_stat (slave, "gaps", gaps0 + 50, WAIT_MS)
+    assert_true (zrt_wait_stat (master, "test_dropped", 50, WAIT_MS) >= 50);
+    assert_true (zrt_wait_stat (slave, "gaps", gaps0 + 50, WAIT_MS)
                  >= gaps0 + 50);
-    assert_int_equal (s_stat_int (slave, "apply_errors"), 0);
+    assert_int_equal (zrt_stat_int (slave, "apply_errors"), 0);
     assert_int_equal (s_readable (ep_s, "GapTopic"), 710);
     zr_producer_destroy (&p);
     zactor_destroy (&slave);
@@ -311,12 +242,13 @@ test_sync_mode (void **state)
     char *dir_s = zrt_tempdir ("repl-sync-s");
     char *ep_m = NULL, *ep_s = NULL;
     char ha [256];
-    zactor_t *master = s_master (dir_m, "replication=sync;auto-create=true;"
-                                 "min-insync=2;isr-max-lag-ms=1500;"
-                                 "slave-ack-timeout-ms=1000", &ep_m, ha,
-                                 sizeof ha);
+    zactor_t *master = zrt_master_start (
+        dir_m, "replication=sync;auto-create=true;"
+        "min-insync=2;isr-max-lag-ms=1500;"
+        "slave-ack-timeout-ms=1000", &ep_m, ha,
+        sizeof ha);
     zactor_t *slave = s_slave (dir_s, ha, NULL, &ep_s);
-    assert_int_equal (s_wait_stat (master, "insync", 2, WAIT_MS), 2);
+    assert_int_equal (zrt_wait_stat (master, "insync", 2, WAIT_MS), 2);
 
     zr_producer_t *p = zr_producer_new (ep_m);
     zr_producer_set_timeout (p, 5000);
@@ -367,16 +299,17 @@ test_full_copy (void **state)
     char *dir_s = zrt_tempdir ("repl-copy-s");
     char *ep_m = NULL, *ep_s = NULL;
     char ha [256];
-    zactor_t *master = s_master (dir_m, "replication=async;auto-create=true;"
-                                 "repl-log-keep=50", &ep_m, ha, sizeof ha);
+    zactor_t *master = zrt_master_start (
+        dir_m, "replication=async;auto-create=true;"
+        "repl-log-keep=50", &ep_m, ha, sizeof ha);
     zr_producer_t *p = zr_producer_new (ep_m);
     s_send_many (p, "CopyTopic", 1000, 0);
     //  The log is trimmed (to the last 50 or so)
-    assert_true (s_wait_stat (master, "log_first", 900, WAIT_MS) >= 900);
+    assert_true (zrt_wait_stat (master, "log_first", 900, WAIT_MS) >= 900);
 
     zactor_t *slave = s_slave (dir_s, ha, NULL, &ep_s);
     assert_true (s_converge (ep_m, ep_s, 60000));
-    assert_true (s_stat_int (slave, "full_copies") >= 1);
+    assert_true (zrt_stat_int (slave, "full_copies") >= 1);
     assert_int_equal (s_readable (ep_s, "CopyTopic"), 1000);
     //  Then it follows the stream
     s_send_many (p, "CopyTopic", 100, 1000);

@@ -21,65 +21,6 @@
 #define WAIT_MS 30000
 #define QUIET_MS 1000       //  how long "no reply" is watched for
 
-static char *
-s_stats (zactor_t *broker)
-{
-    zstr_send (broker, "STATS");
-    char *status = NULL, *json = NULL;
-    zstr_recvx (broker, &status, &json, NULL);
-    assert_non_null (status);
-    assert_string_equal (status, "OK");
-    zstr_free (&status);
-    return json;
-}
-
-static int64_t
-s_stat_int (zactor_t *broker, const char *key)
-{
-    char *json = s_stats (broker);
-    char pat [64];
-    snprintf (pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr (json, pat);
-    int64_t v = p ? strtoll (p + strlen (pat), NULL, 10) : -1;
-    zstr_free (&json);
-    return v;
-}
-
-//  Waits (bounded, status poll) until STATS key reaches at least min.
-static int64_t
-s_wait_stat (zactor_t *broker, const char *key, int64_t min, int ms)
-{
-    int64_t deadline = zclock_mono () + ms;
-    zpoller_t *idle = zpoller_new (NULL);
-    int64_t v = s_stat_int (broker, key);
-    while (v < min && zclock_mono () < deadline) {
-        zpoller_wait (idle, 20);
-        v = s_stat_int (broker, key);
-    }
-    zpoller_destroy (&idle);
-    return v;
-}
-
-static zactor_t *
-s_master (const char *dir, const char *settings, char **ep, char *ha,
-          size_t ha_size)
-{
-    zactor_t *master = zrt_broker_start (dir, "tcp://127.0.0.1:*", settings,
-                                         ep);
-    char *json = s_stats (master);
-    const char *p = strstr (json, "\"ha_endpoint\":\"");
-    ha [0] = 0;
-    if (p) {
-        p += strlen ("\"ha_endpoint\":\"");
-        const char *end = strchr (p, '"');
-        if (end)
-            snprintf (ha, ha_size, "%.*s", (int) (end - p), p);
-    }
-    zstr_free (&json);
-    assert_true (strlen (ha) > 6);
-    return master;
-}
-
 static zactor_t *
 s_slave (const char *dir, const char *ha, char **ep)
 {
@@ -254,12 +195,12 @@ test_sync_held (void **state)
     char *dir_s = zrt_tempdir ("vis-held-s");
     char *ep_m = NULL, *ep_s = NULL;
     char ha [256];
-    zactor_t *master = s_master (dir_m, "replication=sync;"
-                                 "isr-max-lag-ms=60000;"
-                                 "slave-ack-timeout-ms=60000",
-                                 &ep_m, ha, sizeof ha);
+    zactor_t *master = zrt_master_start (dir_m, "replication=sync;"
+                                         "isr-max-lag-ms=60000;"
+                                         "slave-ack-timeout-ms=60000",
+                                         &ep_m, ha, sizeof ha);
     zactor_t *slave = s_slave (dir_s, ha, &ep_s);
-    assert_int_equal (s_wait_stat (master, "insync", 2, WAIT_MS), 2);
+    assert_int_equal (zrt_wait_stat (master, "insync", 2, WAIT_MS), 2);
 
     zr_client_t *ctl = zr_client_new (ep_m);
     uint64_t rid = s_topic_create (ctl, "VisTopic");
@@ -413,12 +354,12 @@ test_sync_timeout (void **state)
     char *dir_s = zrt_tempdir ("vis-to-s");
     char *ep_m = NULL, *ep_s = NULL;
     char ha [256];
-    zactor_t *master = s_master (dir_m, "replication=sync;"
-                                 "isr-max-lag-ms=60000;"
-                                 "slave-ack-timeout-ms=1000",
-                                 &ep_m, ha, sizeof ha);
+    zactor_t *master = zrt_master_start (dir_m, "replication=sync;"
+                                         "isr-max-lag-ms=60000;"
+                                         "slave-ack-timeout-ms=1000",
+                                         &ep_m, ha, sizeof ha);
     zactor_t *slave = s_slave (dir_s, ha, &ep_s);
-    assert_int_equal (s_wait_stat (master, "insync", 2, WAIT_MS), 2);
+    assert_int_equal (zrt_wait_stat (master, "insync", 2, WAIT_MS), 2);
     zr_client_t *c = zr_client_new (ep_m);
     uint64_t rid = s_topic_create (c, "ToTopic");
     zr_reply_t *r = s_reply (c, rid, WAIT_MS);
@@ -482,12 +423,12 @@ test_async_unchanged (void **state)
     char *dir_s = zrt_tempdir ("vis-async-s");
     char *ep_m = NULL, *ep_s = NULL;
     char ha [256];
-    zactor_t *master = s_master (dir_m, "replication=async;"
-                                 "isr-max-lag-ms=60000;"
-                                 "slave-ack-timeout-ms=60000",
-                                 &ep_m, ha, sizeof ha);
+    zactor_t *master = zrt_master_start (dir_m, "replication=async;"
+                                         "isr-max-lag-ms=60000;"
+                                         "slave-ack-timeout-ms=60000",
+                                         &ep_m, ha, sizeof ha);
     zactor_t *slave = s_slave (dir_s, ha, &ep_s);
-    assert_int_equal (s_wait_stat (master, "insync", 2, WAIT_MS), 2);
+    assert_int_equal (zrt_wait_stat (master, "insync", 2, WAIT_MS), 2);
     zactor_destroy (&slave);
     zr_client_t *c = zr_client_new (ep_m);
     zr_client_t *puller = zr_client_new (ep_m);
