@@ -203,6 +203,9 @@ typedef struct {
     int64_t pr_timeout_ms;
     int64_t pr_next;            //  next TAKEOVER or WITHDRAW try
     uint64_t pr_infos;          //  PR_CHECK: INFO count of a fresh answer
+    zlistx_t *pr_parked;        //  route_t: writes held during the pause
+    int64_t pr_holding;         //  withdrawn: hold writes until leases
+                                //  are back, or this mono ms
     char pr_error [300];        //  why the handover is being withdrawn
     //  master discovery (slave): the HA endpoint the nameservers named
     char *follow;               //  master to follow (wins over --master)
@@ -707,6 +710,10 @@ static bool
     s_failover_refuse (broker_t *self, route_t *route);
 static bool
     s_promote_refuse (broker_t *self, route_t *route, const char *cmd);
+static bool
+    s_promote_park (broker_t *self, route_t *route);
+static void
+    s_promote_release (broker_t *self, const char *reason);
 static void
     s_cmd_promote (broker_t *self, route_t *route, const zr_obj_t *h);
 static void
@@ -4396,6 +4403,9 @@ s_handle (broker_t *self, zmq_msg_t *frames, size_t count, bool truncated)
         s_send_reply (self, &route, NULL);
         goto done;
     }
+    if ((self->pr_state || self->pr_holding) && s_repl_write_cmd (cmd)
+    &&  strneq (cmd, "PROMOTE") && s_promote_park (self, &route))
+        goto done;
     if (self->failover && s_repl_write_cmd (cmd) && s_failover_refuse (self,
                                                                    &route))
         goto done;
@@ -5110,6 +5120,45 @@ s_promote_refuse (broker_t *self, route_t *route, const char *cmd)
     return true;
 }
 
+#define PR_PARKED_MAX 10000     //  writes held during a pause, at most
+#define PR_HOLD_MS 3000         //  after a withdrawal, until leases return
+
+//  During a handover's pause: holds a write (not executed) until the
+//  handover ends, then answers it NOT_MASTER (s_promote_release). By
+//  then the nameservers name the new master (or this one again), so a
+//  routed producer's one resend lands there; an immediate NOT_MASTER
+//  made producers spend their retries within the pause. Returns true
+//  when it held the write (false: refuse it as before).
+static bool
+s_promote_park (broker_t *self, route_t *route)
+{
+    if ((self->pr_state == PR_CHECK && !self->pr_holding) || route->oneway)
+        return false;
+    if (!self->pr_parked)
+        self->pr_parked = zlistx_new ();
+    if (zlistx_size (self->pr_parked) >= PR_PARKED_MAX)
+        return false;
+    route_t *copy = (route_t *) zmalloc (sizeof (route_t));
+    *copy = *route;
+    zlistx_add_end (self->pr_parked, copy);
+    return true;
+}
+
+//  Answers every write held during the pause NOT_MASTER with reason.
+static void
+s_promote_release (broker_t *self, const char *reason)
+{
+    if (!self->pr_parked)
+        return;
+    route_t *route;
+    while ((route = (route_t *) zlistx_detach (self->pr_parked, NULL))) {
+        s_reply_begin (self, route, ZR_NOT_MASTER, reason, 1);
+        zr_enc_kstr (self->enc, "master", "");
+        s_send_reply (self, route, NULL);
+        free (route);
+    }
+}
+
 //  Ends a handover: answers the PROMOTE (status OK with the new epoch, or
 //  an error) and resumes (writes are refused anyway once fenced).
 static void
@@ -5137,6 +5186,19 @@ s_promote_end (broker_t *self, zr_status_t status, const char *reason)
     }
     s_send_reply (self, &self->pr_route, NULL);
     self->pr_state = 0;
+    char why [256];
+    if (status == ZR_OK)
+        s_promote_release (self, "the master moved to another broker of "
+                           "its group (admin promote): ask the "
+                           "nameservers and send there");
+    else
+    if (zr_failover_may_ack (self->failover, why, sizeof why))
+        s_promote_release (self, "a handover was withdrawn: this master "
+                           "takes writes again; send again");
+    else
+        //  Its leases come back with the next heartbeat replies: hold
+        //  writes until then rather than refuse them (s_promote_tick).
+        self->pr_holding = zclock_mono () + PR_HOLD_MS;
 }
 
 //  Takes the resignation back (the reply waits for a majority).
@@ -5248,6 +5310,21 @@ static void
 s_promote_tick (broker_t *self)
 {
     int64_t now = zclock_mono ();
+    if (self->pr_holding) {
+        char why [256];
+        bool acking = !zr_repl_is_slave (self->repl)
+                   && zr_failover_may_ack (self->failover, why, sizeof why);
+        if (acking || now >= self->pr_holding
+        ||  zr_repl_is_slave (self->repl)) {
+            self->pr_holding = 0;
+            s_promote_release (self, acking
+                               ? "a handover was withdrawn: this master "
+                                 "takes writes again; send again"
+                               : "a handover was withdrawn and this "
+                                 "master holds no leases: ask the "
+                                 "nameservers and send again");
+        }
+    }
     if (zr_repl_is_slave (self->repl)) {
         //  Only for the epoch we follow: a TAKEOVER that waited in a
         //  buffer past a later epoch is stale.
@@ -5279,6 +5356,7 @@ s_promote_tick (broker_t *self)
             s_reply_begin (self, &self->pr_route, ZR_NOT_MASTER, why, 0);
             s_send_reply (self, &self->pr_route, NULL);
             self->pr_state = 0;
+            s_promote_release (self, why);
         }
         return;
     }
@@ -5797,6 +5875,10 @@ zr_broker_actor (zsock_t *pipe, void *args)
             s = (sync_t *) zlistx_next (self->sync_parked);
         }
         zlistx_destroy (&self->sync_parked);
+    }
+    if (self->pr_parked) {
+        s_promote_release (self, "the broker is shutting down");
+        zlistx_destroy (&self->pr_parked);
     }
     if (self->ack_parked) {
         acked_t *a = (acked_t *) zlistx_first (self->ack_parked);
