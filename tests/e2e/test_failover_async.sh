@@ -31,8 +31,15 @@ CL=$(timeout 10 "$ZR_BIN" cluster --nameserver "$NS" 2> "$T/cluster.err") \
 grep -q "^g${TAB}master${TAB}${SLAVE}${TAB}2${TAB}" <<< "$CL" \
     || fail "$SLAVE is not master of epoch 2 in: $CL"
 [ "$(stat "$SLAVE" repl.role)" = master ] || fail "new master's repl.role"
-OUTAGE=$(awk -F "$TAB" -v k="$KILLED_AT" '
-    $1 > k + 0.005 && $3 == "SEND_OK" {
+#  A result line is stamped when the stamping reader gets it, which can
+#  be some ms after the producer printed it: a SEND_OK of the old master
+#  may be stamped after the kill. No new master answers within 500 ms of
+#  the kill (the dead-master delay is 1000 ms), so a SEND_OK stamped
+#  later than that is the new master's, one stamped before may be the
+#  old master's (the async window).
+SETTLE=0.5
+OUTAGE=$(awk -F "$TAB" -v k="$KILLED_AT" -v s="$SETTLE" '
+    $1 > k + s && $3 == "SEND_OK" {
         printf "%d", ($1 - k) * 1000; exit }' "$T/results")
 [ -n "$OUTAGE" ] || fail "no SEND_OK after the kill"
 
@@ -42,7 +49,8 @@ wait "$SEND_PID" 2>/dev/null || true
 exec 4<&-
 awk -F "$TAB" '$3 == "SEND_OK" { print $2 }' "$T/results" | sort \
     > "$T/acked"
-awk -F "$TAB" -v k="$KILLED_AT" '$1 <= k && $3 == "SEND_OK" { print $2 }' \
+awk -F "$TAB" -v k="$KILLED_AT" -v s="$SETTLE" \
+    '$1 <= k + s && $3 == "SEND_OK" { print $2 }' \
     "$T/results" | sort > "$T/acked_before"
 timeout 60 "$ZR_BIN" consume --topic t --broker "$SLAVE" --from first \
     --timeout 2 2> "$T/consume.err" | sort -u > "$T/stored" \

@@ -106,7 +106,9 @@ WAIT1=$!
 send 1 "$N" "$T/results1"
 wait "$WAIT1" || fail "the member did not consume body 1 in 30 s"
 CONSUMED_BEFORE=$(wc -l < "$T/consumed")
-[ "$CONSUMED_BEFORE" -lt $((N / 2)) ] \
+#  A backlog of at least 300 (the reader takes 5 ms a body; how much is
+#  consumed while the sends run depends on the machine's speed).
+[ "$CONSUMED_BEFORE" -le $((N - 300)) ] \
     || fail "the member consumed $CONSUMED_BEFORE of $N before the kill:" \
             "no backlog (is the reader slow?)"
 OUT_BEFORE=$(stat "$SLAVE" msgs_out)
