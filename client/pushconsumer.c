@@ -2148,7 +2148,10 @@ s_stop_step (self_t *self)
     for (broker_t *b = (broker_t *) zlistx_first (self->brokers); b;
          b = (broker_t *) zlistx_next (self->brokers))
         left = left && !b->leave_pending;
-    if (left || timeout) {
+    //  The LEAVE gets its own second (stop_deadline was moved): a stop
+    //  that timed out draining must still tell the brokers, or they list
+    //  a gone member until it expires.
+    if (left || now >= self->stop_deadline) {
         if (self->moves || self->redelivered || self->slave_reads)
             zsys_info ("pushconsumer: %s: %" PRIu64 " moves to a new "
                        "master; %" PRIu64 " messages read from slaves; %"
