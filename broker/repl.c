@@ -30,7 +30,6 @@
 #include "transport/transport.h"
 
 static void s_failover_identity (zsock_t *dealer, int64_t id);
-static int64_t s_identity_broker_id (const char *key);
 #define RING_SIZE (1 << 16)         //  recent commits (seq, time, size)
 #define HEARTBEAT_MS 100
 #define INFO_MS 200
@@ -496,7 +495,7 @@ s_master_info (master_t *self)
         uint64_t seqs, bytes;
         int64_t ms;
         s_slave_lag (self, slave, now, &seqs, &bytes, &ms);
-        zr_enc_map (e, 7);
+        zr_enc_map (e, 8);
         zr_enc_kstr (e, "id", slave->key);
         zr_enc_kint (e, "acked", (int64_t) slave->acked);
         zr_enc_kint (e, "lag_seq", (int64_t) seqs);
@@ -504,6 +503,7 @@ s_master_info (master_t *self)
         zr_enc_kint (e, "lag_ms", ms);
         zr_enc_kbool (e, "in_sync", slave->in_sync);
         zr_enc_kint (e, "heard_ms_ago", now - slave->heard);
+        zr_enc_kint (e, "broker_id", slave->bid);
         slave = (slave_t *) zhashx_next (self->slaves);
     }
     zmsg_t *msg = zmsg_new ();
@@ -903,7 +903,7 @@ s_master_takeover (master_t *self, zmsg_t *msg)
         slave_t *slave = (slave_t *) zhashx_first (self->slaves);
         while (slave) {
             if (slave->welcomed
-            &&  s_identity_broker_id (slave->key) == atoll (id)) {
+            &&  slave->bid == atoll (id)) {
                 zmsg_t *out = zmsg_new ();
                 zmsg_append (out, &(zframe_t *) {
                     zframe_dup (slave->identity) });
@@ -2172,23 +2172,12 @@ s_failover_info (zr_repl_t *self)
                           NULL);
 }
 
-//  Broker id named by a slave's routing id in hex ("zrb:ID:..."), or -1.
+//  A slave's broker id as the master's INFO gives it (-1: none).
 static int64_t
-s_identity_broker_id (const char *key)
+s_slave_broker_id (const zr_obj_t *slave)
 {
-    char ident [256];
-    size_t n = 0;
-    for (size_t j = 0; key [j] && key [j + 1] && n + 1 < sizeof ident;
-         j += 2) {
-        unsigned v;
-        if (sscanf (key + j, "%2x", &v) != 1)
-            break;
-        ident [n++] = (char) v;
-    }
-    ident [n] = 0;
-    long long id;
-    if (n < 5 || strncmp (ident, "zrb:", 4)
-    ||  sscanf (ident + 4, "%lld", &id) != 1 || id < 0)
+    int64_t id = -1;
+    if (zr_field_int (slave, "broker_id", &id) != ZR_FIELD_OK)
         return -1;
     return id;
 }
@@ -2209,9 +2198,7 @@ zr_repl_slave_acked (zr_repl_t *self, int64_t broker_id, uint64_t *acked,
         *heard = INT64_MAX;
     for (size_t i = 0; i < count; i++) {
         const zr_obj_t *s = zr_obj_at (slaves, i);
-        char key [512];
-        if (!s || zr_field_strbuf (s, "id", key, sizeof key) != ZR_FIELD_OK
-        ||  s_identity_broker_id (key) != broker_id)
+        if (!s || s_slave_broker_id (s) != broker_id)
             continue;
         int64_t a = 0;
         bool in = false;
@@ -2282,28 +2269,14 @@ zr_repl_isr_ids (zr_repl_t *self)
                  ? zr_obj_size (slaves) : 0;
     for (size_t i = 0; i < count; i++) {
         const zr_obj_t *s = zr_obj_at (slaves, i);
-        char key [512];
         const zr_obj_t *in = s ? zr_obj_get (s, "in_sync") : NULL;
         bool in_sync = false;
-        if (!in || zr_obj_bool (in, &in_sync) != ZR_FIELD_OK || !in_sync
-        ||  zr_field_strbuf (s, "id", key, sizeof key) != ZR_FIELD_OK)
+        if (!in || zr_obj_bool (in, &in_sync) != ZR_FIELD_OK || !in_sync)
             continue;
-        //  key is the identity in hex: decode "zrb:ID:..."
-        char ident [256];
-        size_t n = 0;
-        for (size_t j = 0; key [j] && key [j + 1] && n + 1 < sizeof ident;
-             j += 2) {
-            unsigned v;
-            if (sscanf (key + j, "%2x", &v) != 1)
-                break;
-            ident [n++] = (char) v;
-        }
-        ident [n] = 0;
-        long long id;
-        if (n < 5 || strncmp (ident, "zrb:", 4)
-        ||  sscanf (ident + 4, "%lld", &id) != 1 || id < 0)
+        int64_t id = s_slave_broker_id (s);
+        if (id < 0)
             continue;
-        char *more = zsys_sprintf ("%s%s%lld", out, *out ? "," : "", id);
+        char *more = zsys_sprintf ("%s%s%" PRId64, out, *out ? "," : "", id);
         free (out);
         out = more;
     }
