@@ -1344,6 +1344,37 @@ s_msg_append (broker_t *self, route_t *route, bool oneway, topic_t *topic,
     return ZR_OK;
 }
 
+//  The topic a SEND or SEND_BATCH writes to (created when auto-create is
+//  on), with queue checked against it; or NULL after an error reply.
+static topic_t *
+s_send_topic (broker_t *self, route_t *route, const char *name,
+              int64_t queue)
+{
+    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
+    if (!topic && self->auto_create) {
+        const char *reason = NULL;
+        topic = s_topic_create (self, name, self->default_queues, &reason);
+        if (!topic) {
+            s_reply_error (self, route, ZR_STORE_ERROR,
+                           "cannot create topic '%s': %s", name, reason);
+            return NULL;
+        }
+    }
+    if (!topic) {
+        s_reply_error (self, route, ZR_TOPIC_NOT_FOUND,
+                       "topic '%s' does not exist (create it, or run the "
+                       "broker with auto-create)", name);
+        return NULL;
+    }
+    if (queue >= topic->queues) {
+        s_reply_error (self, route, ZR_QUEUE_NOT_FOUND,
+                       "topic '%s' has queues 0..%d, not %" PRId64, name,
+                       topic->queues - 1, queue);
+        return NULL;
+    }
+    return topic;
+}
+
 static void
 s_cmd_send (broker_t *self, route_t *route, const zr_obj_t *h,
             zmq_msg_t *bodies, size_t body_count)
@@ -1410,28 +1441,9 @@ s_cmd_send (broker_t *self, route_t *route, const zr_obj_t *h,
                        self->min_free / (1024 * 1024));
         goto rejected;
     }
-    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
-    if (!topic && self->auto_create) {
-        const char *reason = NULL;
-        topic = s_topic_create (self, name, self->default_queues, &reason);
-        if (!topic) {
-            s_reply_error (self, route, ZR_STORE_ERROR,
-                           "cannot create topic '%s': %s", name, reason);
-            goto rejected;
-        }
-    }
-    if (!topic) {
-        s_reply_error (self, route, ZR_TOPIC_NOT_FOUND,
-                       "topic '%s' does not exist (create it, or run the "
-                       "broker with auto-create)", name);
+    topic_t *topic = s_send_topic (self, route, name, queue);
+    if (!topic)
         goto rejected;
-    }
-    if (queue >= topic->queues) {
-        s_reply_error (self, route, ZR_QUEUE_NOT_FOUND,
-                       "topic '%s' has queues 0..%d, not %" PRId64, name,
-                       topic->queues - 1, queue);
-        goto rejected;
-    }
     if (s_txn_send (self, route, h, topic, queue, id, oneway,
                     zmq_msg_data (&bodies [0]), body_size))
         return;     //  a transactional half message (section 13)
@@ -3459,28 +3471,9 @@ s_cmd_send_batch (broker_t *self, route_t *route, const zr_obj_t *h,
                        "free disk space is below the threshold; not stored");
         goto rejected;
     }
-    topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
-    if (!topic && self->auto_create) {
-        const char *reason = NULL;
-        topic = s_topic_create (self, name, self->default_queues, &reason);
-        if (!topic) {
-            s_reply_error (self, route, ZR_STORE_ERROR,
-                           "cannot create topic '%s': %s", name, reason);
-            goto rejected;
-        }
-    }
-    if (!topic) {
-        s_reply_error (self, route, ZR_TOPIC_NOT_FOUND,
-                       "topic '%s' does not exist (create it, or run the "
-                       "broker with auto-create)", name);
+    topic_t *topic = s_send_topic (self, route, name, queue);
+    if (!topic)
         goto rejected;
-    }
-    if (queue >= topic->queues) {
-        s_reply_error (self, route, ZR_QUEUE_NOT_FOUND,
-                       "topic '%s' has queues 0..%d, not %" PRId64, name,
-                       topic->queues - 1, queue);
-        goto rejected;
-    }
     if (queue < 0) {
         const char *shard;
         size_t shard_len;
