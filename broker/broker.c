@@ -204,6 +204,7 @@ typedef struct {
     int64_t pr_next;            //  next TAKEOVER or WITHDRAW try
     uint64_t pr_infos;          //  PR_CHECK: INFO count of a fresh answer
     zlistx_t *pr_parked;        //  route_t: writes held during the pause
+    bool topics_grew;           //  slave reload: a topic was added or grown
     int64_t pr_holding;         //  withdrawn: hold writes until leases
                                 //  are back, or this mono ms
     char pr_error [300];        //  why the handover is being withdrawn
@@ -4250,10 +4251,13 @@ s_repl_topic (const char *name, int queues, void *arg)
     topic_t *topic = (topic_t *) zhashx_lookup (self->topics, name);
     if (!topic) {
         s_topic_add (self, name, queues);
+        self->topics_grew = true;
         return;
     }
-    if (queues > topic->queues)
+    if (queues > topic->queues) {
         s_topic_grow (topic, queues);
+        self->topics_grew = true;
+    }
     for (int q = 0; q < topic->queues; q++) {
         int64_t min = 0, max = 0;
         if (zr_store_queue_bounds (self->store, name, q, &min, &max))
@@ -4269,28 +4273,14 @@ s_repl_topic (const char *name, int queues, void *arg)
 
 //  Slave: batches were applied; the topics and queue bounds in memory
 //  follow the store, and parked pulls wake.
-static size_t
-s_queue_total (broker_t *self)
-{
-    size_t total = 0;
-    topic_t *topic = (topic_t *) zhashx_first (self->topics);
-    while (topic) {
-        total += (size_t) topic->queues;
-        topic = (topic_t *) zhashx_next (self->topics);
-    }
-    return total;
-}
-
 static void
 s_repl_reload (broker_t *self)
 {
-    size_t topics = zhashx_size (self->topics);
-    size_t queues = s_queue_total (self);
+    self->topics_grew = false;
     zr_store_topic_foreach (self->store, s_repl_topic, self);
     //  A topic new here (or grown) goes to the nameservers, so routes
     //  list this slave for it (clients read from slaves).
-    if (zhashx_size (self->topics) != topics
-    ||  s_queue_total (self) != queues)
+    if (self->topics_grew)
         s_state_changed (self);
     s_wake_waiters (self);
     topic_t *topic = (topic_t *) zhashx_first (self->topics);
